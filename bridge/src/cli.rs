@@ -1,0 +1,105 @@
+//! Process flags. Component settings come from Init metadata instead (see [`crate::config`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::config::values;
+
+/// Default sockets folder, as daprd's.
+pub const DEFAULT_SOCKETS_FOLDER: &str = "/tmp/dapr-components-sockets";
+
+/// A Dapr pluggable pub/sub component backed by Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "kafka-pubsub-bridge", version, about)]
+pub struct Args {
+    /// Component name: the socket is `<sockets folder>/<name>.sock` and daprd registers the
+    /// type `pubsub.<name>`.
+    #[arg(long, env = "KAFKA_BRIDGE_COMPONENT_NAME", default_value = "kafka-bridge")]
+    pub component_name: String,
+
+    /// Sockets folder. Default: $DAPR_COMPONENTS_SOCKETS_FOLDER, then
+    /// $DAPR_COMPONENT_SOCKETS_FOLDER, then /tmp/dapr-components-sockets.
+    #[arg(long)]
+    pub sockets_folder: Option<PathBuf>,
+
+    /// Socket file mode (octal). 666 lets a daprd running as another user in the pod connect.
+    #[arg(long, env = "KAFKA_BRIDGE_SOCKET_MODE", default_value = "666", value_parser = parse_mode)]
+    pub socket_mode: u32,
+
+    /// Run librdkafka's in-process mock cluster and use it for instances whose Init names no
+    /// brokers. Nothing is durable: for trying the component, not for production.
+    #[arg(long, env = "KAFKA_BRIDGE_EMBEDDED_KAFKA")]
+    pub embedded_kafka: bool,
+
+    /// Brokers in the embedded mock cluster.
+    #[arg(long, default_value_t = 3)]
+    pub embedded_brokers: i32,
+
+    /// How long shutdown waits for calls in flight, and then for producers to flush
+    /// (Go-style duration: 500ms, 10s, 1m).
+    #[arg(long, env = "KAFKA_BRIDGE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = values::duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Log filter (tracing `EnvFilter` syntax: info, debug, dapr_kafka_bridge=debug,...).
+    #[arg(long, env = "KAFKA_BRIDGE_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log format.
+    #[arg(long, env = "KAFKA_BRIDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Print the component metadata keys (name, default, meaning) and exit.
+    #[arg(long)]
+    pub print_config_keys: bool,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_mode(value: &str) -> Result<u32, String> {
+    let mode = u32::from_str_radix(value.trim_start_matches("0o"), 8).map_err(|_| format!("`{value}` is not an octal mode"))?;
+    if mode > 0o777 {
+        return Err(format!("`{value}` is not a file mode (000 to 777)"));
+    }
+    Ok(mode)
+}
+
+impl Args {
+    /// The sockets folder: the flag, then the plural env var, then the singular, then the default.
+    pub fn sockets_folder(&self) -> PathBuf {
+        let from_env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        self.sockets_folder
+            .clone()
+            .or_else(|| from_env("DAPR_COMPONENTS_SOCKETS_FOLDER"))
+            .or_else(|| from_env("DAPR_COMPONENT_SOCKETS_FOLDER"))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKETS_FOLDER))
+    }
+
+    /// `<sockets folder>/<component name>.sock`.
+    pub fn socket_path(&self) -> PathBuf {
+        self.sockets_folder().join(format!("{}.sock", self.component_name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_paths() {
+        assert_eq!(parse_mode("666").unwrap(), 0o666);
+        assert_eq!(parse_mode("0o600").unwrap(), 0o600);
+        assert!(parse_mode("999").is_err());
+        let args = Args::parse_from(["bridge", "--component-name", "orders", "--sockets-folder", "/run/x"]);
+        assert_eq!(args.socket_path(), PathBuf::from("/run/x/orders.sock"));
+        assert_eq!(args.shutdown_timeout, Duration::from_secs(10));
+    }
+}

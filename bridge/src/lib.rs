@@ -1,0 +1,83 @@
+//! A Dapr pluggable pub/sub component backed by Kafka through librdkafka.
+//!
+//! ```text
+//!  daprd ──gRPC over <sockets folder>/<name>.sock──► server (reflection, health)
+//!                                                     │
+//!                                                  service (thin: header → instance)
+//!                                                     │
+//!                                  instances: one per x-component-instance header
+//!                                     │ config (Dapr metadata → typed → librdkafka)
+//!                                     ▼
+//!                                  producer (batching, delivery reports, back-pressure)
+//!                                     ▼
+//!                                   Kafka (or the embedded mock cluster)
+//! ```
+//!
+//! | module | what it knows |
+//! |---|---|
+//! | [`config`] | Dapr Kafka metadata names, validation, librdkafka properties |
+//! | [`server`] | socket discovery rules, reflection v1alpha, health, shutdown order |
+//! | [`service`] | the gRPC surface daprd calls |
+//! | [`instances`] | per-Component state, re-Init |
+//! | [`producer`] | delivery reports, bulk completion, queue back-pressure |
+//! | [`embedded`] | the in-process mock cluster |
+//! | [`error`] | the one error type and its gRPC codes |
+
+pub mod cli;
+pub mod config;
+pub mod embedded;
+pub mod error;
+pub mod instances;
+pub mod producer;
+pub mod server;
+pub mod service;
+pub mod telemetry;
+
+pub use error::{Error, Result};
+
+use tokio_util::sync::CancellationToken;
+
+/// Runs the bridge until SIGTERM or SIGINT.
+pub async fn run(args: cli::Args) -> anyhow::Result<()> {
+    if args.print_config_keys {
+        for key in config::keys::KEYS {
+            println!("{}\t{}\t{}", key.name, key.default, key.meaning);
+        }
+        return Ok(());
+    }
+    let embedded = if args.embedded_kafka {
+        let cluster = embedded::EmbeddedKafka::start(args.embedded_brokers)?;
+        tracing::warn!(
+            bootstrap = cluster.bootstrap(),
+            "EMBEDDED Kafka (librdkafka mock cluster) is running in this process: NOTHING IS DURABLE"
+        );
+        Some(cluster)
+    } else {
+        None
+    };
+    let bridge = server::Bridge::bind(server::ServerOptions {
+        socket_path: args.socket_path(),
+        socket_mode: args.socket_mode,
+        embedded_bootstrap: embedded.as_ref().map(|e| e.bootstrap().to_owned()),
+        shutdown_timeout: args.shutdown_timeout,
+    })?;
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        on_signal.cancel();
+    });
+    bridge.serve(shutdown).await?;
+    drop(embedded);
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

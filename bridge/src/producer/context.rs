@@ -1,0 +1,46 @@
+//! The producer's librdkafka context: delivery reports, errors and logs.
+//!
+//! librdkafka calls these from the producer's poll thread (rdkafka's `ThreadedProducer`
+//! polls in its own thread), never from the async runtime. The delivery callback completes
+//! the record's [`Batch`](super::batch::Batch) entry and signals that the queue has room,
+//! which is what a Publish blocked on a full queue waits for.
+
+use std::sync::{Arc, Mutex};
+
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use tokio::sync::Notify;
+
+use super::batch::Pending;
+use crate::error::Error;
+
+/// The context shared by the producer and its poll thread.
+#[derive(Default)]
+pub(crate) struct DeliveryContext {
+    /// Signalled after every delivery report: the producer queue has room again.
+    pub(crate) room: Arc<Notify>,
+    /// The last client-level error librdkafka reported (connection refused, auth failed).
+    pub(crate) last_error: Mutex<Option<(Option<RDKafkaErrorCode>, String)>>,
+}
+
+impl ClientContext for DeliveryContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "librdkafka producer error");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some((error.rdkafka_error_code(), reason.to_owned()));
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Self::DeliveryOpaque) {
+        let outcome = match result {
+            Ok(_) => Ok(()),
+            Err((error, message)) => Err(Error::kafka(format!("topic `{}`", message.topic()), error.clone())),
+        };
+        pending.batch.complete(pending.index, outcome);
+        self.room.notify_waiters();
+    }
+}

@@ -1,0 +1,27 @@
+//! Compiles `proto/dapr/proto/components/v1/*.proto` with protox (a protobuf compiler in
+//! Rust, so no system `protoc` is needed), generates tonic client and server code from the
+//! resulting descriptors, and writes the encoded descriptor set for gRPC reflection.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+const PROTOS: &[&str] = &[
+    "dapr/proto/components/v1/common.proto",
+    "dapr/proto/components/v1/pubsub.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed=proto/{proto}");
+    }
+    let fds = protox::compile(PROTOS, ["proto"])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .bytes(".dapr.proto.components.v1")
+        .compile_fds(fds)?;
+    Ok(())
+}
