@@ -2,8 +2,12 @@
 //!
 //! The mock cluster speaks the Kafka protocol on loopback ports, with consumer groups and
 //! idempotence, but keeps everything in memory: nothing survives the process. It lets a Dapr
-//! user try the component with no Kafka at all. librdkafka's handle is not `Send`, so it
-//! lives on a thread of its own until [`EmbeddedKafka`] drops.
+//! user try the component with no Kafka at all. Producers auto-create topics on it (4
+//! partitions); [`EmbeddedKafka::create_topic`] makes one with a chosen partition count
+//! (the mock does not serve the admin API's CreateTopics).
+//!
+//! librdkafka's handle is not `Send`, so the cluster lives on a thread of its own, which
+//! takes commands over a channel until [`EmbeddedKafka`] drops.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -12,10 +16,14 @@ use rdkafka::mocking::MockCluster;
 
 use crate::error::{Error, Result};
 
+enum Command {
+    CreateTopic { name: String, partitions: i32, done: mpsc::Sender<Result<()>> },
+}
+
 /// A running in-process mock cluster.
 pub struct EmbeddedKafka {
     bootstrap: String,
-    stop: Option<mpsc::Sender<()>>,
+    commands: Option<mpsc::Sender<Command>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -23,14 +31,23 @@ impl EmbeddedKafka {
     /// Starts a mock cluster of `brokers` brokers.
     pub fn start(brokers: i32) -> Result<Self> {
         let (ready_tx, ready_rx) = mpsc::channel();
-        let (stop, stop_rx) = mpsc::channel::<()>();
+        let (commands, command_rx) = mpsc::channel::<Command>();
         let thread = std::thread::Builder::new()
             .name("embedded-kafka".into())
             .spawn(move || match MockCluster::new(brokers) {
                 Ok(cluster) => {
                     let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
-                    let _ = stop_rx.recv();
-                    drop(cluster);
+                    // Runs until every sender is gone, i.e. until EmbeddedKafka drops.
+                    for command in command_rx {
+                        match command {
+                            Command::CreateTopic { name, partitions, done } => {
+                                let created = cluster
+                                    .create_topic(&name, partitions, 1)
+                                    .map_err(|e| Error::kafka(format!("creating topic `{name}`"), e));
+                                let _ = done.send(created);
+                            }
+                        }
+                    }
                 }
                 Err(error) => {
                     let _ = ready_tx.send(Err(error));
@@ -41,18 +58,29 @@ impl EmbeddedKafka {
             .recv()
             .map_err(|_| Error::Startup("embedded cluster thread died".into()))?
             .map_err(|e| Error::kafka("starting the embedded mock cluster", e))?;
-        Ok(Self { bootstrap, stop: Some(stop), thread: Some(thread) })
+        Ok(Self { bootstrap, commands: Some(commands), thread: Some(thread) })
     }
 
     /// Its bootstrap servers (`127.0.0.1:port,...`).
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
     }
+
+    /// Creates `name` with `partitions` partitions (replication 1).
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        let (done, result) = mpsc::channel();
+        let command = Command::CreateTopic { name: name.to_owned(), partitions, done };
+        self.commands
+            .as_ref()
+            .and_then(|c| c.send(command).ok())
+            .ok_or_else(|| Error::Startup("embedded cluster stopped".into()))?;
+        result.recv().map_err(|_| Error::Startup("embedded cluster stopped".into()))?
+    }
 }
 
 impl Drop for EmbeddedKafka {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        drop(self.commands.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
