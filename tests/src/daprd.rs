@@ -40,6 +40,7 @@ pub async fn list_services_v1alpha(socket: &Path) -> Vec<String> {
 }
 
 /// daprd's view of one Component resource on the socket.
+#[derive(Clone)]
 pub struct Daprd {
     /// The generated client.
     pub client: PubSubClient<Channel>,
