@@ -10,11 +10,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ComponentConfig;
 use crate::error::{Error, Result};
 use crate::producer::Publisher;
+use crate::subscriber::Subscriptions;
 
 /// One initialised component instance.
 pub struct Instance {
@@ -24,8 +26,22 @@ pub struct Instance {
     pub config: ComponentConfig,
     /// Bootstrap servers in use (the embedded cluster's when `brokers` was not given).
     pub bootstrap: String,
-    /// Its producer.
+    /// Its producer (also used for dead-letter records).
     pub publisher: Arc<Publisher>,
+    /// Its PullMessages streams and Pause/Resume switch.
+    pub subscriptions: Subscriptions,
+}
+
+impl Instance {
+    /// Ends the streams (each commits what was acked), then flushes the producer.
+    async fn close(&self, flush_timeout: Duration) {
+        self.subscriptions.close().await;
+        let pending = self.publisher.in_flight();
+        match self.publisher.clone().close(flush_timeout).await {
+            Ok(()) => tracing::info!(instance = display_name(&self.name), pending, "producer flushed"),
+            Err(error) => tracing::error!(instance = display_name(&self.name), %error, "producer flush incomplete"),
+        }
+    }
 }
 
 /// Every instance the bridge serves.
@@ -34,6 +50,7 @@ pub struct Instances {
     embedded_bootstrap: Option<String>,
     retiring: TaskTracker,
     flush_timeout: Duration,
+    streams: CancellationToken,
 }
 
 /// How an instance name is shown in logs and errors.
@@ -44,7 +61,13 @@ pub fn display_name(name: &str) -> &str {
 impl Instances {
     /// An empty registry. `embedded_bootstrap` serves instances whose Init names no brokers.
     pub fn new(embedded_bootstrap: Option<String>, flush_timeout: Duration) -> Self {
-        Self { by_name: RwLock::default(), embedded_bootstrap, retiring: TaskTracker::new(), flush_timeout }
+        Self {
+            by_name: RwLock::default(),
+            embedded_bootstrap,
+            retiring: TaskTracker::new(),
+            flush_timeout,
+            streams: CancellationToken::new(),
+        }
     }
 
     /// Initialises (or re-initialises) instance `name` from Init metadata.
@@ -79,7 +102,8 @@ impl Instances {
             linger = ?config.producer.linger,
             "instance initialised"
         );
-        let instance = Arc::new(Instance { name: name.to_owned(), config, bootstrap, publisher });
+        let subscriptions = Subscriptions::new(self.streams.child_token());
+        let instance = Arc::new(Instance { name: name.to_owned(), config, bootstrap, publisher, subscriptions });
         let previous = self.by_name.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned(), instance);
         if let Some(previous) = previous {
             tracing::info!(instance = display_name(name), "re-initialised; flushing the previous producer");
@@ -100,33 +124,25 @@ impl Instances {
 
     fn retire(&self, instance: Arc<Instance>) {
         let timeout = self.flush_timeout;
-        self.retiring.spawn(async move {
-            if let Err(error) = instance.publisher.clone().close(timeout).await {
-                tracing::error!(instance = display_name(&instance.name), %error, "previous producer did not flush");
-            }
-        });
+        self.retiring.spawn(async move { instance.close(timeout).await });
     }
 
-    /// Flushes and closes every producer within `timeout`. Called after the server stopped
-    /// taking calls, so no new record can arrive.
+    /// Ends every PullMessages stream (first step of shutdown: lets the server's streaming
+    /// calls finish).
+    pub fn end_streams(&self) {
+        self.streams.cancel();
+    }
+
+    /// Ends every stream, then flushes and closes every producer within `timeout`. Called
+    /// after the server stopped taking calls, so no new record can arrive.
     pub async fn shutdown(&self, timeout: Duration) {
+        self.end_streams();
         let all: Vec<_> = self.by_name.write().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, i)| i).collect();
         let mut closing = tokio::task::JoinSet::new();
         for instance in all {
-            closing.spawn(async move {
-                let pending = instance.publisher.in_flight();
-                let result = instance.publisher.clone().close(timeout).await;
-                (instance, pending, result)
-            });
+            closing.spawn(async move { instance.close(timeout).await });
         }
-        while let Some(joined) = closing.join_next().await {
-            if let Ok((instance, pending, result)) = joined {
-                match result {
-                    Ok(()) => tracing::info!(instance = display_name(&instance.name), pending, "producer flushed"),
-                    Err(error) => tracing::error!(instance = display_name(&instance.name), %error, "producer flush incomplete"),
-                }
-            }
-        }
+        while closing.join_next().await.is_some() {}
         self.retiring.close();
         self.retiring.wait().await;
     }

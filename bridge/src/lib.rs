@@ -8,8 +8,10 @@
 //!                                  instances: one per x-component-instance header
 //!                                     │ config (Dapr metadata → typed → librdkafka)
 //!                                     ▼
-//!                                  producer (batching, delivery reports, back-pressure)
-//!                                     ▼
+//!                        producer (batching,            subscriber (one consumer thread
+//!                        delivery reports,              per PullMessages stream, offsets:
+//!                        back-pressure)                 commit only what daprd acked)
+//!                                     ▼                  ▲
 //!                                   Kafka (or the embedded mock cluster)
 //! ```
 //!
@@ -20,6 +22,8 @@
 //! | [`service`] | the gRPC surface daprd calls |
 //! | [`instances`] | per-Component state, re-Init |
 //! | [`producer`] | delivery reports, bulk completion, queue back-pressure |
+//! | [`subscriber`] | PullMessages streams, rebalances, retries, dead letters, flow control |
+//! | [`offsets`] | the per-partition ack tracker (what is safe to commit) |
 //! | [`embedded`] | the in-process mock cluster |
 //! | [`error`] | the one error type and its gRPC codes |
 
@@ -28,9 +32,11 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod instances;
+pub mod offsets;
 pub mod producer;
 pub mod server;
 pub mod service;
+pub mod subscriber;
 pub mod telemetry;
 
 pub use error::{Error, Result};

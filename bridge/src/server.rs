@@ -3,10 +3,12 @@
 //!
 //! Shutdown order, once the token is cancelled:
 //! 1. health turns NOT_SERVING and the server stops accepting connections and calls;
-//! 2. calls in flight finish (an acknowledged publish has its delivery report), bounded by
+//! 2. PullMessages streams stop delivering, wait briefly for outstanding acks, commit the
+//!    acked prefix and end;
+//! 3. calls in flight finish (an acknowledged publish has its delivery report), bounded by
 //!    the drain deadline;
-//! 3. every producer is flushed within the shutdown timeout;
-//! 4. the socket file is removed.
+//! 4. every producer is flushed within the shutdown timeout;
+//! 5. the socket file is removed.
 
 pub mod socket;
 
@@ -73,6 +75,7 @@ impl Bridge {
 
         tracing::info!(socket = %socket.path().display(), "serving dapr.proto.components.v1.PubSub");
         let stopping = shutdown.clone();
+        let ending = instances.clone();
         let server = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1alpha)
@@ -81,7 +84,10 @@ impl Bridge {
             .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
                 stopping.cancelled().await;
                 health.set_not_serving::<PubSubServer<PubSubService>>().await;
-                tracing::info!("shutting down: no new calls; waiting for calls in flight");
+                tracing::info!("shutting down: no new calls; ending streams; waiting for calls in flight");
+                // Streams end by themselves only when daprd closes them: end them here (each
+                // commits what was acked) so the server's graceful shutdown can complete.
+                ending.end_streams();
             });
         let drain_deadline = async {
             shutdown.cancelled().await;

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::error::Error;
 use crate::instances::Instances;
 use crate::producer::Outgoing;
+use crate::subscriber::MessageStream;
 
 /// Features this bridge implements, as daprd's `Features` call expects them.
 pub const FEATURES: &[&str] = &["BULK_PUBSUB"];
@@ -97,20 +98,39 @@ impl dapr_kafka_proto::PubSub for PubSubService {
         Ok(Response::new(BulkPublishResponse { failed_entries }))
     }
 
-    type PullMessagesStream = futures::stream::Empty<Result<PullMessagesResponse, Status>>;
+    type PullMessagesStream = MessageStream;
 
     async fn pull_messages(
         &self,
-        _: Request<Streaming<PullMessagesRequest>>,
+        request: Request<Streaming<PullMessagesRequest>>,
     ) -> Result<Response<Self::PullMessagesStream>, Status> {
-        Err(Status::unimplemented("PullMessages is not implemented yet"))
+        let instance = self.instances.get(&instance_name(&request))?;
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Error::InvalidRequest("the stream closed before naming a topic".into()))?;
+        let topic = first
+            .topic
+            .ok_or_else(|| Error::InvalidRequest("the first PullMessagesRequest must name a topic".into()))?;
+        let stream = instance.subscriptions.open(
+            &instance.name,
+            &instance.config,
+            &instance.bootstrap,
+            &instance.publisher,
+            topic,
+            inbound,
+        )?;
+        Ok(Response::new(stream))
     }
 
-    async fn pause(&self, _: Request<PauseRequest>) -> Result<Response<PauseResponse>, Status> {
+    async fn pause(&self, request: Request<PauseRequest>) -> Result<Response<PauseResponse>, Status> {
+        self.instances.get(&instance_name(&request))?.subscriptions.pause();
         Ok(Response::new(PauseResponse {}))
     }
 
-    async fn resume(&self, _: Request<ResumeRequest>) -> Result<Response<ResumeResponse>, Status> {
+    async fn resume(&self, request: Request<ResumeRequest>) -> Result<Response<ResumeResponse>, Status> {
+        self.instances.get(&instance_name(&request))?.subscriptions.resume();
         Ok(Response::new(ResumeResponse {}))
     }
 

@@ -1,0 +1,423 @@
+//! What one PullMessages stream knows, without any I/O: assigned partitions with their ack
+//! trackers, messages in flight, messages fetched but held back, retries and flow control.
+//! The worker thread feeds it Kafka messages and daprd's acks; it answers with messages to
+//! deliver, offsets safe to commit and partitions to pause. Kept pure so it is unit-tested
+//! with a clock in hand.
+//!
+//! ```text
+//!   Kafka poll ──► held (per partition, FIFO) ──room?──► in flight ──ack──► released
+//!                                                          │  ▲             (tracker)
+//!                                                     nack │  │ redeliver at backoff
+//!                                                          ▼  │
+//!                                   retries left? ─no─► dead-letter topic ─ok─► acked
+//!                                                       (or redeliver forever without one)
+//! ```
+//!
+//! Flow control: a partition is paused in librdkafka while it has
+//! `maxInFlightPerPartition` messages in flight or held, and every partition is paused while
+//! the stream has `maxInFlightPerStream`, or while daprd asked to Pause. Paused partitions
+//! are still polled (the group membership stays alive); librdkafka just fetches nothing
+//! for them.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use dapr_kafka_proto::components::PullMessagesResponse;
+use tokio::time::Instant;
+
+use super::message::{Fetched, MessageId};
+use crate::config::SubscriberSettings;
+use crate::offsets::{Ack, PartitionOffsets};
+
+/// What to do after a nack.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AfterNack {
+    /// Redeliver at this time.
+    Redeliver { at: Instant, retry: u32 },
+    /// Retries are used up: publish to the dead-letter topic.
+    DeadLetter(Box<Fetched>),
+    /// Retries are used up and there is no dead-letter topic: redeliver anyway, later.
+    RedeliverExhausted { at: Instant, retry: u32 },
+    /// Unknown, stale or repeated id: nothing to do.
+    Ignored,
+}
+
+#[derive(Debug)]
+enum Next {
+    AwaitingAck,
+    RedeliverAt(Instant),
+    DeadLettering,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    message: Fetched,
+    attempt: u32,
+    next: Next,
+}
+
+#[derive(Debug)]
+struct Partition {
+    epoch: u64,
+    offsets: PartitionOffsets,
+    in_flight: HashMap<i64, InFlight>,
+    held: VecDeque<Fetched>,
+}
+
+/// The state of one stream.
+#[derive(Debug)]
+pub(crate) struct StreamState {
+    settings: SubscriberSettings,
+    partitions: BTreeMap<i32, Partition>,
+    next_epoch: u64,
+    in_flight: usize,
+    held: usize,
+}
+
+impl StreamState {
+    pub(crate) fn new(settings: SubscriberSettings) -> Self {
+        Self { settings, partitions: BTreeMap::new(), next_epoch: 1, in_flight: 0, held: 0 }
+    }
+
+    /// A partition was assigned to this stream: it starts a new epoch.
+    pub(crate) fn assign(&mut self, partition: i32) {
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        if let Some(old) = self.partitions.insert(
+            partition,
+            Partition { epoch, offsets: PartitionOffsets::default(), in_flight: HashMap::new(), held: VecDeque::new() },
+        ) {
+            self.in_flight -= old.in_flight.len();
+            self.held -= old.held.len();
+        }
+    }
+
+    /// Partitions were taken away: forget their messages (un-acked ones are delivered again
+    /// by whoever owns the partition next, from the committed offset).
+    pub(crate) fn revoke(&mut self, partitions: &[i32]) {
+        for p in partitions {
+            if let Some(old) = self.partitions.remove(p) {
+                self.in_flight -= old.in_flight.len();
+                self.held -= old.held.len();
+            }
+        }
+    }
+
+    /// Assigned partitions.
+    pub(crate) fn assigned(&self) -> Vec<i32> {
+        self.partitions.keys().copied().collect()
+    }
+
+    /// A message came from Kafka; it waits in `held` until there is room to deliver it.
+    pub(crate) fn fetched(&mut self, message: Fetched) {
+        if !self.partitions.contains_key(&message.partition) {
+            self.assign(message.partition);
+        }
+        let partition = self.partitions.get_mut(&message.partition).expect("assigned above");
+        partition.held.push_back(message);
+        self.held += 1;
+    }
+
+    /// Messages to send now: due redeliveries, then held messages while there is room.
+    pub(crate) fn deliverable(&mut self, now: Instant, paused: bool) -> Vec<PullMessagesResponse> {
+        let mut out = Vec::new();
+        if paused {
+            return out;
+        }
+        for (&partition, state) in &mut self.partitions {
+            for (&offset, entry) in &mut state.in_flight {
+                if matches!(entry.next, Next::RedeliverAt(at) if at <= now) {
+                    entry.attempt += 1;
+                    entry.next = Next::AwaitingAck;
+                    let id = MessageId { partition, offset, epoch: state.epoch, attempt: entry.attempt };
+                    out.push(PullMessagesResponse { id: id.to_string(), ..entry.message.response.clone() });
+                }
+            }
+        }
+        let (stream_limit, partition_limit) =
+            (self.settings.max_in_flight_per_stream, self.settings.max_in_flight_per_partition);
+        // Round-robin over partitions so one busy partition does not starve the others.
+        loop {
+            let mut delivered_any = false;
+            for (&partition, state) in &mut self.partitions {
+                if self.in_flight >= stream_limit {
+                    return out;
+                }
+                if state.in_flight.len() >= partition_limit {
+                    continue;
+                }
+                let Some(message) = state.held.pop_front() else { continue };
+                self.held -= 1;
+                if !state.offsets.delivered(message.offset) {
+                    continue; // a duplicate fetch of something already delivered
+                }
+                let id = MessageId { partition, offset: message.offset, epoch: state.epoch, attempt: 1 };
+                out.push(PullMessagesResponse { id: id.to_string(), ..message.response.clone() });
+                state.in_flight.insert(message.offset, InFlight { message, attempt: 1, next: Next::AwaitingAck });
+                self.in_flight += 1;
+                delivered_any = true;
+            }
+            if !delivered_any {
+                return out;
+            }
+        }
+    }
+
+    fn entry(&mut self, id: &MessageId) -> Option<&mut InFlight> {
+        let partition = self.partitions.get_mut(&id.partition).filter(|p| p.epoch == id.epoch)?;
+        partition.in_flight.get_mut(&id.offset).filter(|e| e.attempt == id.attempt)
+    }
+
+    /// daprd acked a message.
+    pub(crate) fn ack(&mut self, id: &MessageId) -> Ack {
+        if self.entry(id).is_none() {
+            return Ack::Unknown;
+        }
+        self.release(id.partition, id.offset)
+    }
+
+    fn release(&mut self, partition: i32, offset: i64) -> Ack {
+        let Some(state) = self.partitions.get_mut(&partition) else { return Ack::Unknown };
+        if state.in_flight.remove(&offset).is_some() {
+            self.in_flight -= 1;
+        }
+        state.offsets.ack(offset)
+    }
+
+    /// daprd nacked a message (the app failed it after daprd's own retries).
+    pub(crate) fn nack(&mut self, id: &MessageId, now: Instant) -> AfterNack {
+        let settings = self.settings.clone();
+        let Some(entry) = self.entry(id) else { return AfterNack::Ignored };
+        if !matches!(entry.next, Next::AwaitingAck) {
+            return AfterNack::Ignored;
+        }
+        let retry = entry.attempt; // retries done so far = attempt - 1; this would be retry #attempt
+        let exhausted = settings.max_retries.is_some_and(|max| retry > max);
+        if exhausted && settings.dead_letter_topic.is_some() {
+            entry.next = Next::DeadLettering;
+            return AfterNack::DeadLetter(Box::new(entry.message.clone()));
+        }
+        let at = now + backoff(&settings, retry);
+        entry.next = Next::RedeliverAt(at);
+        if exhausted { AfterNack::RedeliverExhausted { at, retry } } else { AfterNack::Redeliver { at, retry } }
+    }
+
+    /// The dead-letter publish of a message finished.
+    pub(crate) fn dead_lettered(&mut self, partition: i32, offset: i64, epoch: u64, outcome: Result<(), ()>, now: Instant) {
+        if self.epoch(partition) != Some(epoch) {
+            return;
+        }
+        match outcome {
+            Ok(()) => {
+                self.release(partition, offset);
+            }
+            Err(()) => {
+                // Try the whole cycle again later: redeliver, and dead-letter on the next nack.
+                let retry_at = now + self.settings.max_retry_backoff;
+                if let Some(entry) = self.partitions.get_mut(&partition).and_then(|p| p.in_flight.get_mut(&offset)) {
+                    entry.next = Next::RedeliverAt(retry_at);
+                }
+            }
+        }
+    }
+
+    /// The epoch of a partition (for dead-letter completions).
+    pub(crate) fn epoch(&self, partition: i32) -> Option<u64> {
+        self.partitions.get(&partition).map(|p| p.epoch)
+    }
+
+    /// When the next redelivery is due, if any.
+    pub(crate) fn next_redelivery(&self) -> Option<Instant> {
+        self.partitions
+            .values()
+            .flat_map(|p| p.in_flight.values())
+            .filter_map(|e| match e.next {
+                Next::RedeliverAt(at) => Some(at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Positions safe to commit that moved since the last commit, for `partitions` (all if
+    /// `None`).
+    pub(crate) fn uncommitted(&self, partitions: Option<&[i32]>) -> Vec<(i32, i64)> {
+        self.partitions
+            .iter()
+            .filter(|(p, _)| partitions.is_none_or(|only| only.contains(p)))
+            .filter_map(|(p, state)| state.offsets.uncommitted().map(|pos| (*p, pos)))
+            .collect()
+    }
+
+    /// Records a successful commit.
+    pub(crate) fn committed(&mut self, positions: &[(i32, i64)]) {
+        for (p, pos) in positions {
+            if let Some(state) = self.partitions.get_mut(p) {
+                state.offsets.committed(*pos);
+            }
+        }
+    }
+
+    /// Messages delivered and not acked, in `partitions` (all if `None`).
+    pub(crate) fn unacked(&self, partitions: Option<&[i32]>) -> usize {
+        self.partitions
+            .iter()
+            .filter(|(p, _)| partitions.is_none_or(|only| only.contains(p)))
+            .map(|(_, s)| s.in_flight.len())
+            .sum()
+    }
+
+    /// Whether librdkafka should fetch for `partition` now.
+    pub(crate) fn wants_pause(&self, partition: i32, paused: bool) -> bool {
+        let Some(state) = self.partitions.get(&partition) else { return false };
+        paused
+            || self.in_flight + self.held >= self.settings.max_in_flight_per_stream
+            || state.in_flight.len() + state.held.len() >= self.settings.max_in_flight_per_partition
+    }
+
+    /// Delivered-and-un-acked plus held messages: what the stream holds in memory.
+    pub(crate) fn buffered(&self) -> (usize, usize) {
+        (self.in_flight, self.held)
+    }
+}
+
+/// Exponential backoff: `retryBackoff * 2^(retry-1)`, at most `maxRetryBackoff`.
+fn backoff(settings: &SubscriberSettings, retry: u32) -> Duration {
+    let factor = 2u32.saturating_pow(retry.saturating_sub(1).min(20));
+    settings.retry_backoff.saturating_mul(factor).min(settings.max_retry_backoff)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap as Map;
+
+    use super::*;
+    use crate::config::ComponentConfig;
+
+    fn settings(pairs: &[(&str, &str)]) -> SubscriberSettings {
+        let map: Map<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ComponentConfig::parse(&map).unwrap().subscriber
+    }
+
+    fn fetched(partition: i32, offset: i64) -> Fetched {
+        Fetched {
+            partition,
+            offset,
+            key: None,
+            headers: vec![],
+            response: PullMessagesResponse { data: format!("{partition}/{offset}").into_bytes().into(), ..Default::default() },
+        }
+    }
+
+    fn ids(responses: &[PullMessagesResponse]) -> Vec<MessageId> {
+        responses.iter().map(|r| MessageId::parse(&r.id).unwrap()).collect()
+    }
+
+    #[test]
+    fn in_flight_bounds_hold_and_acks_make_room() {
+        let mut s = StreamState::new(settings(&[("maxInFlightPerStream", "4"), ("maxInFlightPerPartition", "3")]));
+        s.assign(0);
+        s.assign(1);
+        for o in 0..5 {
+            s.fetched(fetched(0, o));
+        }
+        s.fetched(fetched(1, 0));
+        let now = Instant::now();
+        let first = ids(&s.deliverable(now, false));
+        assert_eq!(first.len(), 4, "stream bound");
+        assert_eq!(first.iter().filter(|i| i.partition == 0).count(), 3, "partition bound");
+        assert!(s.wants_pause(0, false) && s.wants_pause(1, false));
+        assert!(s.deliverable(now, false).is_empty());
+        assert_eq!(s.ack(&first[0]), Ack::Acked);
+        let next = ids(&s.deliverable(now, false));
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].partition, 0);
+        assert_eq!(s.buffered(), (4, 1));
+    }
+
+    #[test]
+    fn pause_delivers_nothing_but_accepts_acks() {
+        let mut s = StreamState::new(settings(&[]));
+        s.assign(0);
+        s.fetched(fetched(0, 0));
+        s.fetched(fetched(0, 1));
+        let now = Instant::now();
+        let delivered = ids(&s.deliverable(now, false));
+        s.fetched(fetched(0, 2));
+        assert!(s.deliverable(now, true).is_empty());
+        assert!(s.wants_pause(0, true));
+        assert_eq!(s.ack(&delivered[0]), Ack::Acked);
+        assert_eq!(s.uncommitted(None), vec![(0, 1)]);
+        assert_eq!(s.deliverable(now, false).len(), 1, "resume continues");
+    }
+
+    #[test]
+    fn nack_retries_with_backoff_then_dead_letters() {
+        let mut s = StreamState::new(settings(&[("maxRetries", "2"), ("retryBackoff", "100ms"), ("deadLetterTopic", "dlq")]));
+        s.fetched(fetched(0, 7));
+        let t0 = Instant::now();
+        let mut id = ids(&s.deliverable(t0, false))[0];
+        assert_eq!(s.nack(&id, t0), AfterNack::Redeliver { at: t0 + Duration::from_millis(100), retry: 1 });
+        assert!(s.deliverable(t0 + Duration::from_millis(99), false).is_empty(), "not before the backoff");
+        assert_eq!(s.next_redelivery(), Some(t0 + Duration::from_millis(100)));
+        let t1 = t0 + Duration::from_millis(100);
+        id = ids(&s.deliverable(t1, false))[0];
+        assert_eq!(id.attempt, 2);
+        assert_eq!(s.nack(&id, t1), AfterNack::Redeliver { at: t1 + Duration::from_millis(200), retry: 2 });
+        let t2 = t1 + Duration::from_millis(200);
+        id = ids(&s.deliverable(t2, false))[0];
+        assert_eq!(s.uncommitted(None), vec![], "a message in retry holds the commit position");
+        match s.nack(&id, t2) {
+            AfterNack::DeadLetter(message) => assert_eq!(message.offset, 7),
+            other => panic!("expected dead-letter, got {other:?}"),
+        }
+        assert_eq!(s.nack(&id, t2), AfterNack::Ignored, "no double dead-lettering");
+        let epoch = s.epoch(0).unwrap();
+        s.dead_lettered(0, 7, epoch, Ok(()), t2);
+        assert_eq!(s.uncommitted(None), vec![(0, 8)], "dead-lettered counts as handled");
+    }
+
+    #[test]
+    fn without_dead_letter_topic_poison_is_redelivered_forever_never_skipped() {
+        let mut s = StreamState::new(settings(&[("maxRetries", "0"), ("retryBackoff", "1s"), ("maxRetryBackoff", "4s")]));
+        s.fetched(fetched(0, 0));
+        let mut now = Instant::now();
+        for attempt in 1..6 {
+            let id = ids(&s.deliverable(now, false))[0];
+            assert_eq!(id.attempt, attempt);
+            match s.nack(&id, now) {
+                AfterNack::RedeliverExhausted { at, .. } => now = at,
+                other => panic!("{other:?}"),
+            }
+            assert!(s.uncommitted(None).is_empty());
+        }
+    }
+
+    #[test]
+    fn stale_unknown_and_repeated_acks_are_ignored() {
+        let mut s = StreamState::new(settings(&[]));
+        s.assign(0);
+        s.fetched(fetched(0, 0));
+        let now = Instant::now();
+        let id = ids(&s.deliverable(now, false))[0];
+        // A rebalance gives the partition back: the old id belongs to an old epoch.
+        s.revoke(&[0]);
+        s.assign(0);
+        assert_eq!(s.ack(&id), Ack::Unknown);
+        assert!(s.uncommitted(None).is_empty());
+        s.fetched(fetched(0, 0));
+        let fresh = ids(&s.deliverable(now, false))[0];
+        assert_ne!(fresh.epoch, id.epoch);
+        assert_eq!(s.ack(&MessageId { attempt: 9, ..fresh }), Ack::Unknown, "wrong attempt");
+        assert_eq!(s.ack(&fresh), Ack::Acked);
+        assert_eq!(s.ack(&fresh), Ack::Unknown, "repeated");
+        assert_eq!(s.uncommitted(None), vec![(0, 1)]);
+        assert_eq!(s.buffered(), (0, 0));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let s = settings(&[("retryBackoff", "1s"), ("maxRetryBackoff", "5s")]);
+        let secs: Vec<u64> = (1..6).map(|r| backoff(&s, r).as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 5, 5]);
+    }
+}
