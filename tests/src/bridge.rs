@@ -26,6 +26,10 @@ pub const COMPONENT: &str = "kafka-bridge-test";
 impl BridgeUnderTest {
     /// Starts the bridge in this process. `embedded` serves Inits without `brokers`.
     pub fn in_process(embedded: Option<&str>) -> Self {
+        // Logs of in-process bridges go to the test's output when TEST_LOG is set.
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = dapr_kafka_bridge::telemetry::init(&filter, dapr_kafka_bridge::cli::LogFormat::Text);
+        }
         let folder = tempfile::tempdir().unwrap();
         let socket = folder.path().join(format!("{COMPONENT}.sock"));
         let bridge = Bridge::bind(ServerOptions {

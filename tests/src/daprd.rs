@@ -116,3 +116,88 @@ impl Daprd {
 pub fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
+
+/// One PullMessages stream, driven as daprd drives it.
+pub struct Subscription {
+    requests: tokio::sync::mpsc::Sender<PullMessagesRequest>,
+    responses: tonic::Streaming<PullMessagesResponse>,
+}
+
+impl Daprd {
+    /// Opens a PullMessages stream for `topic` (the first request names it).
+    pub async fn subscribe(&mut self, topic: &str, metadata: &[(&str, &str)]) -> Result<Subscription, Status> {
+        let (requests, rx) = tokio::sync::mpsc::channel(1024);
+        requests
+            .send(PullMessagesRequest {
+                topic: Some(Topic { name: topic.into(), metadata: map(metadata) }),
+                ack_message_id: String::new(),
+                ack_error: None,
+            })
+            .await
+            .unwrap();
+        let request = self.request(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let responses = self.client.pull_messages(request).await?.into_inner();
+        Ok(Subscription { requests, responses })
+    }
+
+    /// Pause.
+    pub async fn pause(&mut self) {
+        let request = self.request(PauseRequest {});
+        self.client.pause(request).await.unwrap();
+    }
+
+    /// Resume.
+    pub async fn resume(&mut self) {
+        let request = self.request(ResumeRequest {});
+        self.client.resume(request).await.unwrap();
+    }
+}
+
+impl Subscription {
+    /// The next message, or `None` if none came within `timeout`. Panics on a stream error.
+    pub async fn next(&mut self, timeout: std::time::Duration) -> Option<PullMessagesResponse> {
+        match tokio::time::timeout(timeout, self.responses.message()).await {
+            Ok(Ok(Some(message))) => Some(message),
+            Ok(Ok(None)) => panic!("the bridge ended the stream"),
+            Ok(Err(status)) => panic!("stream error: {status:?}"),
+            Err(_) => None,
+        }
+    }
+
+    /// The next message or the stream's end/error.
+    pub async fn next_result(&mut self) -> Result<Option<PullMessagesResponse>, Status> {
+        self.responses.message().await
+    }
+
+    /// Receives until `count` messages arrived or `timeout` passed since the last one.
+    pub async fn take(&mut self, count: usize, idle: std::time::Duration) -> Vec<PullMessagesResponse> {
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            match self.next(idle).await {
+                Some(m) => out.push(m),
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Acks a message.
+    pub async fn ack(&self, id: &str) {
+        let _ = self.requests.send(PullMessagesRequest { topic: None, ack_message_id: id.into(), ack_error: None }).await;
+    }
+
+    /// Reports that the app failed a message.
+    pub async fn nack(&self, id: &str, error: &str) {
+        let _ = self
+            .requests
+            .send(PullMessagesRequest {
+                topic: None,
+                ack_message_id: id.into(),
+                ack_error: Some(AckMessageError { message: error.into() }),
+            })
+            .await;
+    }
+
+    /// Closes daprd's side (as daprd does when it shuts down), and drops the stream.
+    pub fn close(self) {}
+}
