@@ -42,6 +42,10 @@ pub struct Args {
     #[arg(long, env = "KAFKA_BRIDGE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = values::duration)]
     pub shutdown_timeout: Duration,
 
+    /// Serve Prometheus metrics at http://<addr>/metrics (e.g. 0.0.0.0:9464). Off by default.
+    #[arg(long, env = "KAFKA_BRIDGE_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
     /// Log filter (tracing `EnvFilter` syntax: info, debug, dapr_kafka_bridge=debug,...).
     #[arg(long, env = "KAFKA_BRIDGE_LOG", default_value = "info")]
     pub log: String,

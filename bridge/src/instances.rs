@@ -92,7 +92,7 @@ impl Instances {
                 });
             }
         };
-        let publisher = Publisher::connect(&config, &bootstrap).await?;
+        let publisher = Publisher::connect(&config, &bootstrap, name).await?;
         tracing::info!(
             instance = display_name(name),
             brokers = %bootstrap,

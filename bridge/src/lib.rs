@@ -51,6 +51,9 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Some(addr) = args.metrics_addr {
+        telemetry::serve_metrics(addr)?;
+    }
     let embedded = if args.embedded_kafka {
         let cluster = embedded::EmbeddedKafka::start(args.embedded_brokers)?;
         tracing::warn!(

@@ -38,6 +38,7 @@ use self::batch::{Batch, Pending};
 use self::context::DeliveryContext;
 use crate::config::ComponentConfig;
 use crate::error::{Error, Result};
+use crate::telemetry::metrics;
 
 /// One message to publish, as daprd describes it.
 pub struct Outgoing<'a> {
@@ -51,6 +52,7 @@ pub struct Outgoing<'a> {
 
 /// The Kafka producer of one component instance.
 pub struct Publisher {
+    instance: String,
     producer: ThreadedProducer<DeliveryContext>,
     exclude_headers: Option<Regex>,
     message_timeout: Duration,
@@ -58,7 +60,7 @@ pub struct Publisher {
 
 impl Publisher {
     /// Creates the producer and checks, within `initTimeout`, that the cluster answers.
-    pub async fn connect(config: &ComponentConfig, bootstrap: &str) -> Result<Arc<Self>> {
+    pub async fn connect(config: &ComponentConfig, bootstrap: &str, instance: &str) -> Result<Arc<Self>> {
         let client_config = config.producer_config(bootstrap);
         let producer = ThreadedProducer::from_config_and_context(&client_config, DeliveryContext::default())
             .map_err(|e| match e {
@@ -69,6 +71,7 @@ impl Publisher {
                 other => Error::kafka("creating the producer", other),
             })?;
         let publisher = Arc::new(Self {
+            instance: crate::instances::display_name(instance).to_owned(),
             producer,
             exclude_headers: config.exclude_header_regex.clone(),
             message_timeout: config.producer.message_timeout,
@@ -103,8 +106,10 @@ impl Publisher {
         request_metadata: &HashMap<String, String>,
         messages: impl ExactSizeIterator<Item = Outgoing<'_>>,
     ) -> Vec<(usize, Error)> {
-        let batch = Batch::new(messages.len());
-        let deadline = Instant::now() + self.message_timeout;
+        let count = messages.len();
+        let batch = Batch::new(count);
+        let started = Instant::now();
+        let deadline = started + self.message_timeout;
         for (index, message) in messages.enumerate() {
             let parts = match record::record_parts(
                 [message.metadata, request_metadata],
@@ -132,7 +137,9 @@ impl Publisher {
                 batch.complete(index, Err(error));
             }
         }
-        batch.wait().await
+        let failures = batch.wait().await;
+        metrics::published(&self.instance, topic, count - failures.len(), failures.len(), started.elapsed());
+        failures
     }
 
     /// Hands one record to librdkafka, waiting for room while its queue is full.

@@ -34,6 +34,7 @@ use self::worker::{Shared, StreamContext};
 use crate::config::ComponentConfig;
 use crate::error::{Error, Result};
 use crate::producer::Publisher;
+use crate::telemetry::metrics::StreamLabels;
 
 pub use self::dead_letter::{ERROR_HEADER, OFFSET_HEADER, PARTITION_HEADER, TOPIC_HEADER};
 
@@ -108,6 +109,10 @@ impl Subscriptions {
         });
         let shared = Arc::new(Shared {
             topic: topic.name.clone(),
+            labels: StreamLabels {
+                instance: crate::instances::display_name(instance).to_owned(),
+                topic: topic.name.clone(),
+            },
             stream: stream_name.clone(),
             state: Mutex::new(StreamState::new(settings.clone())),
             events: Mutex::new(events_rx),

@@ -40,10 +40,12 @@ use super::dead_letter::DeadLetter;
 use super::message::{Fetched, MessageId};
 use super::state::{AfterNack, StreamState};
 use crate::offsets::Ack;
+use crate::telemetry::metrics::{self, StreamLabels};
 
 /// Everything the thread and its rebalance callbacks share.
 pub(crate) struct Shared {
     pub(crate) topic: String,
+    pub(crate) labels: StreamLabels,
     pub(crate) stream: String,
     pub(crate) state: Mutex<StreamState>,
     pub(crate) events: Mutex<mpsc::Receiver<Event>>,
@@ -69,6 +71,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ClientContext for StreamContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(stream = %self.shared.stream, %error, reason, "librdkafka consumer error");
+        metrics::kafka_error("consumer");
     }
 }
 
@@ -77,6 +80,7 @@ impl ConsumerContext for StreamContext {
         if let Rebalance::Revoke(list) = rebalance {
             let partitions = self.shared.partitions_of(list);
             tracing::info!(stream = %self.shared.stream, ?partitions, "partitions revoked: draining acks, committing");
+            self.shared.labels.rebalance("revoke", partitions.len());
             self.shared.drain_and_commit(consumer, Some(&partitions));
             lock(&self.shared.state).revoke(&partitions);
             let mut paused = lock(&self.shared.librdkafka_paused);
@@ -91,6 +95,7 @@ impl ConsumerContext for StreamContext {
             Rebalance::Assign(list) => {
                 let partitions = self.shared.partitions_of(list);
                 tracing::info!(stream = %self.shared.stream, ?partitions, "partitions assigned");
+                self.shared.labels.rebalance("assign", partitions.len());
                 let mut state = lock(&self.shared.state);
                 for p in partitions {
                     state.assign(p);
@@ -112,8 +117,11 @@ impl Shared {
         let now = Instant::now();
         match event {
             Event::Ack(id) => match MessageId::parse(&id).map(|id| lock(&self.state).ack(&id)) {
-                Some(Ack::Acked) => {}
-                outcome => tracing::debug!(stream = %self.stream, id, ?outcome, "ack ignored (unknown, stale or repeated)"),
+                Some(Ack::Acked) => self.labels.ack("acked"),
+                outcome => {
+                    tracing::debug!(stream = %self.stream, id, ?outcome, "ack ignored (unknown, stale or repeated)");
+                    self.labels.ack("ignored");
+                }
             },
             Event::Nack { id, error } => {
                 let Some(parsed) = MessageId::parse(&id) else {
@@ -121,14 +129,20 @@ impl Shared {
                     return;
                 };
                 let mut state = lock(&self.state);
-                match state.nack(&parsed, now) {
+                let after = state.nack(&parsed, now);
+                self.labels.ack(if after == AfterNack::Ignored { "ignored" } else { "nacked" });
+                match after {
                     AfterNack::Redeliver { at, retry } => {
-                        tracing::info!(stream = %self.stream, id, retry, delay = ?(at - now), %error, "nacked: redelivering")
+                        tracing::info!(stream = %self.stream, id, retry, delay = ?(at - now), %error, "nacked: redelivering");
+                        self.labels.redelivery("retry");
                     }
-                    AfterNack::RedeliverExhausted { at, retry } => tracing::warn!(
-                        stream = %self.stream, id, retry, delay = ?(at - now), %error,
-                        "poison message: retries used up and no deadLetterTopic; redelivering (its partition's commits wait for it)"
-                    ),
+                    AfterNack::RedeliverExhausted { at, retry } => {
+                        tracing::warn!(
+                            stream = %self.stream, id, retry, delay = ?(at - now), %error,
+                            "poison message: retries used up and no deadLetterTopic; redelivering (its partition's commits wait for it)"
+                        );
+                        self.labels.redelivery("exhausted");
+                    }
                     AfterNack::DeadLetter(message) => {
                         let epoch = state.epoch(parsed.partition).unwrap_or_default();
                         drop(state);
@@ -143,6 +157,7 @@ impl Shared {
                 if let Err(error) = &outcome {
                     tracing::error!(stream = %self.stream, partition, offset, %error, "dead-letter publish failed; will redeliver");
                 }
+                self.labels.dead_lettered(outcome.is_ok());
                 lock(&self.state).dead_lettered(partition, offset, epoch, outcome.map_err(|_| ()), now);
             }
             Event::InboundClosed => self.inbound_closed.store(true, Ordering::Release),
@@ -196,9 +211,13 @@ impl Shared {
         match consumer.commit(&list, CommitMode::Sync) {
             Ok(()) => {
                 tracing::debug!(stream = %self.stream, ?positions, "committed");
+                self.labels.commit(true);
                 lock(&self.state).committed(&positions);
             }
-            Err(error) => tracing::warn!(stream = %self.stream, %error, "commit failed; will retry"),
+            Err(error) => {
+                tracing::warn!(stream = %self.stream, %error, "commit failed; will retry");
+                self.labels.commit(false);
+            }
         }
     }
 
@@ -206,6 +225,7 @@ impl Shared {
     fn deliver(&self) -> bool {
         let paused = self.paused.load(Ordering::Acquire);
         let ready = lock(&self.state).deliverable(Instant::now(), paused);
+        self.labels.delivered(ready.len());
         // The channel holds at most maxInFlightPerStream messages, which is also the most
         // the state lets be in flight, so this send does not wait on a slow reader.
         ready.into_iter().all(|message| self.outbound.blocking_send(Ok(message)).is_ok())
