@@ -185,6 +185,14 @@ async fn crash_midway_loses_nothing(broker: Broker) {
 }
 
 async fn two_bridges_split_the_group_and_take_over(broker: Broker) {
+    split_and_take_over(broker, "range").await;
+}
+
+async fn two_bridges_with_cooperative_sticky_assignor(broker: Broker) {
+    split_and_take_over(broker, "cooperative-sticky").await;
+}
+
+async fn split_and_take_over(broker: Broker, strategy: &str) {
     let topic = unique("split");
     let group = unique("g");
     broker.create_topic(&topic, 4).await;
@@ -192,8 +200,9 @@ async fn two_bridges_split_the_group_and_take_over(broker: Broker) {
     let b = BridgeUnderTest::in_process(None);
     let mut daprd_a = Daprd::connect(a.socket(), None).await;
     let mut daprd_b = Daprd::connect(b.socket(), None).await;
-    daprd_a.init(&init(&broker, &group, &[])).await.unwrap();
-    daprd_b.init(&init(&broker, &group, &[])).await.unwrap();
+    let settings = [("consumerGroupRebalanceStrategy", strategy)];
+    daprd_a.init(&init(&broker, &group, &settings)).await.unwrap();
+    daprd_b.init(&init(&broker, &group, &settings)).await.unwrap();
     let mut sub_a = daprd_a.subscribe(&topic, &[]).await.unwrap();
     let mut sub_b = daprd_b.subscribe(&topic, &[]).await.unwrap();
     tokio::time::sleep(Duration::from_secs(8)).await; // both joined: partitions split
@@ -386,6 +395,7 @@ broker_tests!(
     out_of_order_acks_resume_at_the_withheld_message,
     crash_midway_loses_nothing,
     two_bridges_split_the_group_and_take_over,
+    two_bridges_with_cooperative_sticky_assignor,
     nack_retries_then_dead_letters_with_payload_and_headers,
     pause_holds_and_in_flight_bound_holds,
     one_at_a_time_and_windowed_daprds,
