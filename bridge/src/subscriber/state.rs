@@ -274,7 +274,13 @@ impl StreamState {
             || state.in_flight.len() + state.held.len() >= self.settings.max_in_flight_per_partition
     }
 
+    /// Whether the stream has as many messages in flight as it may.
+    pub(crate) fn is_full(&self) -> bool {
+        self.in_flight >= self.settings.max_in_flight_per_stream
+    }
+
     /// Delivered-and-un-acked plus held messages: what the stream holds in memory.
+    #[cfg(test)]
     pub(crate) fn buffered(&self) -> (usize, usize) {
         (self.in_flight, self.held)
     }

@@ -291,14 +291,23 @@ pub(crate) fn run(consumer: BaseConsumer<StreamContext>, shared: Arc<Shared>, ca
             shared.commit(&consumer, None);
             last_commit = Instant::now();
         }
-        // Short polls while waiting for acks or a redelivery, so they are acted on quickly.
-        let (in_flight, next_redelivery) = {
+        // Wait for whatever can make progress. When the stream is full (or paused), only an
+        // ack can: wait on the ack channel so it is acted on at once, then service the
+        // consumer without blocking (rebalances, heartbeats-by-poll). Otherwise wait on Kafka.
+        let (full, flow_paused, next_redelivery) = {
             let state = lock(&shared.state);
-            (state.buffered().0, state.next_redelivery())
+            (state.is_full() || shared.paused.load(Ordering::Acquire), !lock(&shared.librdkafka_paused).is_empty(), state.next_redelivery())
         };
-        let mut timeout = if in_flight > 0 { Duration::from_millis(5) } else { Duration::from_millis(50) };
+        let mut timeout = if flow_paused { Duration::from_millis(5) } else { Duration::from_millis(50) };
         if let Some(at) = next_redelivery {
             timeout = timeout.min(at.saturating_duration_since(Instant::now()));
+        }
+        if full {
+            let received = lock(&shared.events).recv_timeout(timeout.min(Duration::from_millis(20)));
+            if let Ok(event) = received {
+                shared.apply(event);
+            }
+            timeout = Duration::ZERO;
         }
         let mut polled = 0;
         let mut next = consumer.poll(timeout);
