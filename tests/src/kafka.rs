@@ -54,8 +54,11 @@ pub(crate) async fn wait_for_topic(bootstrap: &str, topic: &str, partitions: i32
     }
 }
 
-/// Produces records with an independent producer; each is `(key, payload, headers)`.
-pub async fn produce(bootstrap: &str, topic: &str, records: &[(Option<&str>, &[u8], &[(&str, &str)])]) {
+/// A record to produce: key, payload, headers.
+pub type Outgoing<'a> = (Option<&'a str>, &'a [u8], &'a [(&'a str, &'a str)]);
+
+/// Produces records with an independent producer.
+pub async fn produce(bootstrap: &str, topic: &str, records: &[Outgoing<'_>]) {
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
     for (key, payload, headers) in records {
         let mut owned = OwnedHeaders::new();

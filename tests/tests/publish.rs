@@ -203,7 +203,21 @@ async fn sigterm_with_publishes_in_flight_loses_no_acknowledged_message(broker: 
     assert!(lost.is_empty(), "{} of {} acknowledged messages lost: {:?}", lost.len(), acked.len(), &lost[..lost.len().min(5)]);
 }
 
+async fn a_bulk_larger_than_the_producer_queue_waits_for_room(broker: Broker) {
+    let topic = unique("queue");
+    broker.create_topic(&topic, 2).await;
+    let bridge = BridgeUnderTest::in_process(None);
+    let mut daprd = Daprd::connect(bridge.socket(), None).await;
+    daprd.init(&[("brokers", broker.bootstrap()), ("queueMaxMessages", "10"), ("batchMessages", "5")]).await.unwrap();
+    let entries = (0..500).map(|i| (format!("e{i}"), format!("m{i}").into_bytes(), HashMap::new())).collect();
+    let failed = daprd.bulk_publish(&topic, entries).await.unwrap();
+    assert!(failed.is_empty(), "a full queue means waiting for room, not failing: {:?}", &failed[..failed.len().min(3)]);
+    assert_eq!(read_back(broker.bootstrap(), &topic, 500, READ_TIMEOUT).await.len(), 500);
+    assert!(bridge.stop().await);
+}
+
 broker_tests!(
+    a_bulk_larger_than_the_producer_queue_waits_for_room,
     publish_round_trip,
     bulk_publish_reports_exactly_the_failed_entries,
     instances_on_one_socket_stay_independent,

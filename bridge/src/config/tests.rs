@@ -109,7 +109,9 @@ fn acks_and_idempotence() {
 
 #[test]
 fn bad_values_name_the_key_and_what_is_accepted() {
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    /// Metadata, the key the error must name, and a word from "what is accepted".
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
         (&[("brokers", "nohost")], "`brokers`", "host:port"),
         (&[("brokers", " , ")], "`brokers`", "names no broker"),
         (&[("compression", "brotli")], "`compression`", "gzip, snappy, lz4, zstd"),

@@ -47,7 +47,7 @@ pub(crate) fn record_parts(
 
     let mut headers: Option<OwnedHeaders> = None;
     let mut add = |name: &str, value: &str| {
-        let h = headers.take().unwrap_or_else(OwnedHeaders::new);
+        let h = headers.take().unwrap_or_default();
         headers = Some(h.insert(Header { key: name, value: Some(value) }));
     };
     let mut seen_content_type = false;
