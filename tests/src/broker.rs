@@ -37,6 +37,25 @@ pub const GROUP_SESSION_TIMEOUT: &str = "6000";
 impl Broker {
     /// Starts a broker of `kind` and waits until it answers metadata requests.
     pub async fn start(kind: BrokerKind) -> Broker {
+        let broker = Self::spawn(kind, &[]);
+        broker.wait_until_ready().await;
+        broker
+    }
+
+    /// Starts Tansu with SASL authentication required (`--authentication`); it does not
+    /// answer clients without valid credentials, so there is no readiness check.
+    pub async fn tansu_requiring_authentication() -> Broker {
+        let broker = Self::spawn(BrokerKind::Tansu, &["--authentication"]);
+        let address = broker.bootstrap.clone();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "tansu never listened on {address}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        broker
+    }
+
+    fn spawn(kind: BrokerKind, extra_args: &[&str]) -> Broker {
         let (bootstrap, running) = match kind {
             BrokerKind::Mock => {
                 let cluster = EmbeddedKafka::start(3).expect("mock cluster");
@@ -48,6 +67,7 @@ impl Broker {
                 let child = Command::new(tansu_binary())
                     .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
                     .args(["--storage-engine", "memory://tansu/"])
+                    .args(extra_args)
                     .env("RUST_LOG", "warn")
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
@@ -57,9 +77,7 @@ impl Broker {
                 (format!("127.0.0.1:{port}"), Running::Tansu(child))
             }
         };
-        let broker = Broker { kind, bootstrap, running: Some(running) };
-        broker.wait_until_ready().await;
-        broker
+        Broker { kind, bootstrap, running: Some(running) }
     }
 
     /// Which broker this is.

@@ -154,6 +154,35 @@ async fn bad_metadata_and_unreachable_brokers_fail_init_quickly(broker: Broker) 
     assert!(bridge.stop().await);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthorised_cluster_fails_init_clearly_and_quickly() {
+    let broker = Broker::tansu_requiring_authentication().await;
+    let bridge = BridgeUnderTest::in_process(None);
+    let mut daprd = Daprd::connect(bridge.socket(), None).await;
+
+    let started = Instant::now();
+    let wrong = [
+        ("brokers", broker.bootstrap()),
+        ("initTimeout", "2s"),
+        ("authType", "password"),
+        ("saslUsername", "intruder"),
+        ("saslPassword", "not-the-password"),
+        ("disableTls", "true"),
+    ];
+    let status = daprd.init(&wrong).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("SASL") && status.message().contains(broker.bootstrap()), "{status:?}");
+    assert!(!status.message().contains("not-the-password"), "secrets never appear in errors");
+    assert!(started.elapsed() < Duration::from_secs(5), "within daprd's init timeout");
+
+    // Without credentials the broker hangs up: the cluster is reported unavailable, in time.
+    let started = Instant::now();
+    let status = daprd.init(&[("brokers", broker.bootstrap()), ("initTimeout", "2s")]).await.unwrap_err();
+    assert!(matches!(status.code(), Code::Unavailable | Code::PermissionDenied), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(bridge.stop().await);
+}
+
 async fn a_broker_that_goes_away_fails_publish_clearly(mut broker: Broker) {
     let topic = unique("away");
     broker.create_topic(&topic, 1).await;
