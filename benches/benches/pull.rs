@@ -51,9 +51,19 @@ async fn main() {
         sub.ack(&first.id).await;
         let mut received = 1;
         while received < count {
-            let message = sub.next(Duration::from_secs(10)).await.expect("stalled");
-            sub.ack(&message.id).await;
-            received += 1;
+            if window == 500 {
+                // Windowed: take what is there (up to 500), then ack it all, newest first.
+                let batch = sub.take(500, Duration::from_millis(20)).await;
+                assert!(!batch.is_empty(), "stalled at {received}");
+                for message in batch.iter().rev() {
+                    sub.ack(&message.id).await;
+                }
+                received += batch.len();
+            } else {
+                let message = sub.next(Duration::from_secs(10)).await.expect("stalled");
+                sub.ack(&message.id).await;
+                received += 1;
+            }
         }
         let took = started.elapsed();
         println!(

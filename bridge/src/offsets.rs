@@ -47,6 +47,11 @@ pub struct PartitionOffsets {
 }
 
 impl PartitionOffsets {
+    /// A tracker whose acked prefix already reaches `position` (not committed yet).
+    pub fn starting_at(position: i64) -> Self {
+        Self { released_through: Some(position), ..Self::default() }
+    }
+
     /// Records that `offset` was delivered. Offsets arrive in increasing order within a
     /// partition; an offset at or below one already seen is ignored (returns false).
     pub fn delivered(&mut self, offset: i64) -> bool {
@@ -160,6 +165,17 @@ mod tests {
         assert_eq!(p.commit_position(), Some(7));
         p.ack(7);
         assert_eq!(p.commit_position(), Some(8));
+    }
+
+    #[test]
+    fn starting_at_a_position_commits_it_and_moves_on() {
+        let mut p = PartitionOffsets::starting_at(42);
+        assert_eq!(p.uncommitted(), Some(42));
+        assert!(!p.delivered(41), "below the start is never delivered");
+        assert!(p.delivered(42));
+        assert_eq!(p.commit_position(), Some(42));
+        p.ack(42);
+        assert_eq!(p.uncommitted(), Some(43));
     }
 
     #[test]

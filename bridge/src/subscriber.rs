@@ -124,6 +124,7 @@ impl Subscriptions {
             dead_letter,
             outbound,
             librdkafka_paused: Mutex::default(),
+            unsaved: Mutex::default(),
         });
         let mut client_config = config.consumer_config(bootstrap, group);
         client_config.set("enable.partition.eof", "false");

@@ -363,10 +363,21 @@ async fn closing_one_stream_does_not_disturb_another(broker: Broker) {
     let bridge = BridgeUnderTest::in_process(None);
     let mut daprd = Daprd::connect(bridge.socket(), None).await;
     daprd.init(&init(&broker, &group, &[])).await.unwrap();
-    publish_n(&mut daprd, &x, "x", 50).await;
-    publish_n(&mut daprd, &y, "y", 50).await;
     let mut sub_x = daprd.subscribe(&x, &[]).await.unwrap();
     let mut sub_y = daprd.subscribe(&y, &[]).await.unwrap();
+    // Both streams are members of one group: wait until each has received (and acked) a
+    // probe, i.e. until the joins are over, so the rebalance below is only the one that
+    // closing y causes.
+    publish_n(&mut daprd, &x, "probe-x", 1).await;
+    publish_n(&mut daprd, &y, "probe-y", 1).await;
+    async fn ack_probe(sub: &mut testkit::daprd::Subscription) {
+        let probe = sub.next(FIRST).await.expect("probe");
+        sub.ack(&probe.id).await;
+    }
+    tokio::join!(ack_probe(&mut sub_x), ack_probe(&mut sub_y));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    publish_n(&mut daprd, &x, "x", 50).await;
+    publish_n(&mut daprd, &y, "y", 50).await;
     let got_y = receive(&mut sub_y, 50).await;
     assert_eq!(got_y.len(), 50);
     let mut counts: HashMap<String, usize> = HashMap::new();

@@ -13,11 +13,14 @@
 //!                                                       (or redeliver forever without one)
 //! ```
 //!
-//! Flow control: a partition is paused in librdkafka while it has
-//! `maxInFlightPerPartition` messages in flight or held, and every partition is paused while
-//! the stream has `maxInFlightPerStream`, or while daprd asked to Pause. Paused partitions
-//! are still polled (the group membership stays alive); librdkafka just fetches nothing
-//! for them.
+//! Flow control has two stages. Delivery: at most `maxInFlightPerStream` messages (and
+//! `maxInFlightPerPartition` per partition) are delivered and un-acked; nothing is delivered
+//! while daprd asked to Pause. Prefetch: what Kafka returns beyond that waits in `held`, so
+//! the next message goes out the moment an ack makes room (no fetch round trip); once a
+//! partition holds as many messages as its in-flight bound (or the stream as many as the
+//! stream's), the partition is paused in librdkafka. Paused partitions are still polled (the
+//! group membership stays alive); librdkafka just fetches nothing for them. Memory is
+//! bounded by twice the in-flight bounds, whatever daprd does.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -89,6 +92,15 @@ impl StreamState {
         ) {
             self.in_flight -= old.in_flight.len();
             self.held -= old.held.len();
+        }
+    }
+
+    /// A partition was assigned and starts at `position`, which daprd acked up to but which
+    /// is not committed yet: the next commit writes it.
+    pub(crate) fn assign_at(&mut self, partition: i32, position: i64) {
+        self.assign(partition);
+        if let Some(state) = self.partitions.get_mut(&partition) {
+            state.offsets = PartitionOffsets::starting_at(position);
         }
     }
 
@@ -266,12 +278,10 @@ impl StreamState {
             .sum()
     }
 
-    /// Whether librdkafka should fetch for `partition` now.
-    pub(crate) fn wants_pause(&self, partition: i32, paused: bool) -> bool {
+    /// Whether librdkafka should stop fetching for `partition`: its prefetch is full.
+    pub(crate) fn wants_pause(&self, partition: i32) -> bool {
         let Some(state) = self.partitions.get(&partition) else { return false };
-        paused
-            || self.in_flight + self.held >= self.settings.max_in_flight_per_stream
-            || state.in_flight.len() + state.held.len() >= self.settings.max_in_flight_per_partition
+        self.held >= self.settings.max_in_flight_per_stream || state.held.len() >= self.settings.max_in_flight_per_partition
     }
 
     /// Whether the stream has as many messages in flight as it may.
@@ -331,13 +341,16 @@ mod tests {
         let first = ids(&s.deliverable(now, false));
         assert_eq!(first.len(), 4, "stream bound");
         assert_eq!(first.iter().filter(|i| i.partition == 0).count(), 3, "partition bound");
-        assert!(s.wants_pause(0, false) && s.wants_pause(1, false));
+        assert!(!s.wants_pause(0), "2 held: the prefetch has room");
+        s.fetched(fetched(0, 5));
+        assert!(s.wants_pause(0), "3 held: partition 0 stops fetching");
+        assert!(!s.wants_pause(1));
         assert!(s.deliverable(now, false).is_empty());
         assert_eq!(s.ack(&first[0]), Ack::Acked);
         let next = ids(&s.deliverable(now, false));
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].partition, 0);
-        assert_eq!(s.buffered(), (4, 1));
+        assert_eq!(s.buffered(), (4, 2));
     }
 
     #[test]
@@ -350,7 +363,6 @@ mod tests {
         let delivered = ids(&s.deliverable(now, false));
         s.fetched(fetched(0, 2));
         assert!(s.deliverable(now, true).is_empty());
-        assert!(s.wants_pause(0, true));
         assert_eq!(s.ack(&delivered[0]), Ack::Acked);
         assert_eq!(s.uncommitted(None), vec![(0, 1)]);
         assert_eq!(s.deliverable(now, false).len(), 1, "resume continues");

@@ -19,7 +19,7 @@
 //! outstanding acks `revokeAckTimeout` to arrive, commit the acked prefix, close the
 //! consumer. Whatever was not acked is delivered again later, by this group.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,8 +27,9 @@ use std::time::Duration;
 
 use dapr_kafka_proto::components::PullMessagesResponse;
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc as async_mpsc;
 use tokio::time::Instant;
@@ -57,6 +58,9 @@ pub(crate) struct Shared {
     pub(crate) dead_letter: Option<DeadLetter>,
     pub(crate) outbound: async_mpsc::Sender<Result<PullMessagesResponse, Status>>,
     pub(crate) librdkafka_paused: Mutex<HashSet<i32>>,
+    /// Acked positions of revoked partitions whose commit did not land (some brokers refuse
+    /// commits while a rebalance is in progress). Used once, by the next assignment.
+    pub(crate) unsaved: Mutex<HashMap<i32, i64>>,
 }
 
 /// The consumer's librdkafka context: rebalance hooks.
@@ -76,33 +80,64 @@ impl ClientContext for StreamContext {
 }
 
 impl ConsumerContext for StreamContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            let partitions = self.shared.partitions_of(list);
-            tracing::info!(stream = %self.shared.stream, ?partitions, "partitions revoked: draining acks, committing");
-            self.shared.labels.rebalance("revoke", partitions.len());
-            self.shared.drain_and_commit(consumer, Some(&partitions));
-            lock(&self.shared.state).revoke(&partitions);
-            let mut paused = lock(&self.shared.librdkafka_paused);
-            for p in &partitions {
-                paused.remove(p);
-            }
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(list) => {
-                let partitions = self.shared.partitions_of(list);
-                tracing::info!(stream = %self.shared.stream, ?partitions, "partitions assigned");
-                self.shared.labels.rebalance("assign", partitions.len());
-                let mut state = lock(&self.shared.state);
-                for p in partitions {
-                    state.assign(p);
+    /// Replaces rdkafka's default rebalance handling to do two things around it:
+    ///
+    /// - on revoke, before the partitions go: stop delivering them, wait (bounded) for their
+    ///   outstanding acks, commit the acked prefix;
+    /// - on assign, under the eager protocol: if that commit did not land, start the
+    ///   partitions we get back at the acked position instead of the older committed one.
+    ///   This is safe because with eager rebalancing the revoke and the next assignment are
+    ///   consecutive generations: nobody else consumed the partition in between, and every
+    ///   offset below the position was acked by daprd. Partitions that went elsewhere are
+    ///   redelivered from the committed offset by their new owner (at-least-once).
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, list: &mut TopicPartitionList) {
+        let shared = &self.shared;
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let partitions = shared.partitions_of(list);
+                tracing::info!(stream = %shared.stream, ?partitions, "partitions revoked: draining acks, committing");
+                shared.labels.rebalance("revoke", partitions.len());
+                let committed = shared.drain_and_commit(consumer, Some(&partitions));
+                if !committed && !cooperative {
+                    let positions = lock(&shared.state).uncommitted(Some(&partitions));
+                    lock(&shared.unsaved).extend(positions);
                 }
+                lock(&shared.state).revoke(&partitions);
+                let mut paused = lock(&shared.librdkafka_paused);
+                for p in &partitions {
+                    paused.remove(p);
+                }
+                drop(paused);
+                if cooperative { consumer.incremental_unassign(list) } else { consumer.unassign() }
             }
-            Rebalance::Error(error) => tracing::warn!(stream = %self.shared.stream, %error, "rebalance error"),
-            Rebalance::Revoke(_) => {}
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let partitions = shared.partitions_of(list);
+                let unsaved = std::mem::take(&mut *lock(&shared.unsaved));
+                let mut state = lock(&shared.state);
+                for &p in &partitions {
+                    match unsaved.get(&p) {
+                        Some(&position) => {
+                            tracing::info!(stream = %shared.stream, partition = p, position, "resuming at the acked position its failed commit held");
+                            let _ = list.set_partition_offset(&shared.topic, p, Offset::Offset(position));
+                            state.assign_at(p, position);
+                        }
+                        None => state.assign(p),
+                    }
+                }
+                drop(state);
+                tracing::info!(stream = %shared.stream, ?partitions, "partitions assigned");
+                shared.labels.rebalance("assign", partitions.len());
+                if cooperative { consumer.incremental_assign(list) } else { consumer.assign(list) }
+            }
+            other => {
+                let error = KafkaError::Rebalance(other.into());
+                tracing::warn!(stream = %shared.stream, %error, "rebalance error; releasing the assignment");
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!(stream = %shared.stream, %error, "applying the rebalance failed");
         }
     }
 }
@@ -173,8 +208,8 @@ impl Shared {
 
     /// Waits up to `revokeAckTimeout` for acks of messages in `partitions` (all if `None`),
     /// then commits the acked prefix. Returns early once nothing is outstanding or daprd
-    /// has closed its side (no more acks can come).
-    fn drain_and_commit(&self, consumer: &BaseConsumer<StreamContext>, partitions: Option<&[i32]>) {
+    /// has closed its side (no more acks can come). Returns whether the commit landed.
+    fn drain_and_commit(&self, consumer: &BaseConsumer<StreamContext>, partitions: Option<&[i32]>) -> bool {
         let deadline = Instant::now() + self.revoke_ack_timeout;
         loop {
             self.apply_pending();
@@ -195,14 +230,15 @@ impl Shared {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        self.commit(consumer, partitions);
+        self.commit(consumer, partitions)
     }
 
-    /// Commits the acked prefix of `partitions` (all if `None`), synchronously.
-    fn commit(&self, consumer: &BaseConsumer<StreamContext>, partitions: Option<&[i32]>) {
+    /// Commits the acked prefix of `partitions` (all if `None`), synchronously. Returns
+    /// whether it landed (true when there was nothing to commit).
+    fn commit(&self, consumer: &BaseConsumer<StreamContext>, partitions: Option<&[i32]>) -> bool {
         let positions = lock(&self.state).uncommitted(partitions);
         if positions.is_empty() {
-            return;
+            return true;
         }
         let mut list = TopicPartitionList::new();
         for (p, position) in &positions {
@@ -213,10 +249,12 @@ impl Shared {
                 tracing::debug!(stream = %self.stream, ?positions, "committed");
                 self.labels.commit(true);
                 lock(&self.state).committed(&positions);
+                true
             }
             Err(error) => {
                 tracing::warn!(stream = %self.stream, %error, "commit failed; will retry");
                 self.labels.commit(false);
+                false
             }
         }
     }
@@ -233,14 +271,13 @@ impl Shared {
 
     /// Pauses or resumes partitions in librdkafka to match the flow-control state.
     fn apply_flow_control(&self, consumer: &BaseConsumer<StreamContext>) {
-        let paused_by_daprd = self.paused.load(Ordering::Acquire);
         let (to_pause, to_resume) = {
             let state = lock(&self.state);
             let librdkafka_paused = lock(&self.librdkafka_paused);
             let mut to_pause = TopicPartitionList::new();
             let mut to_resume = TopicPartitionList::new();
             for p in state.assigned() {
-                match (state.wants_pause(p, paused_by_daprd), librdkafka_paused.contains(&p)) {
+                match (state.wants_pause(p), librdkafka_paused.contains(&p)) {
                     (true, false) => to_pause.add_partition(&self.topic, p),
                     (false, true) => to_resume.add_partition(&self.topic, p),
                     _ => continue,
@@ -321,7 +358,7 @@ pub(crate) fn run(consumer: BaseConsumer<StreamContext>, shared: Arc<Shared>, ca
                     if let Some(status) = fatal(&error) {
                         tracing::error!(stream = %shared.stream, %error, "unrecoverable; ending the stream");
                         let _ = shared.outbound.blocking_send(Err(status));
-                        shared.drain_and_commit(&consumer, None);
+                        let _ = shared.drain_and_commit(&consumer, None);
                         return;
                     }
                     // Recoverable (broker down, leader moving, topic not there yet): librdkafka
@@ -339,7 +376,9 @@ pub(crate) fn run(consumer: BaseConsumer<StreamContext>, shared: Arc<Shared>, ca
         }
     }
     tracing::info!(stream = %shared.stream, "stream ending: draining acks and committing");
-    shared.drain_and_commit(&consumer, None);
+    if !shared.drain_and_commit(&consumer, None) {
+        tracing::warn!(stream = %shared.stream, "final commit failed: un-committed acked messages will be delivered again");
+    }
     consumer.unsubscribe();
     drop(consumer);
     if let Some(dead_letter) = &shared.dead_letter {
