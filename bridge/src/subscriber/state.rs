@@ -17,10 +17,11 @@
 //! `maxInFlightPerPartition` per partition) are delivered and un-acked; nothing is delivered
 //! while daprd asked to Pause. Prefetch: what Kafka returns beyond that waits in `held`, so
 //! the next message goes out the moment an ack makes room (no fetch round trip); once a
-//! partition holds as many messages as its in-flight bound (or the stream as many as the
-//! stream's), the partition is paused in librdkafka. Paused partitions are still polled (the
-//! group membership stays alive); librdkafka just fetches nothing for them. Memory is
-//! bounded by twice the in-flight bounds, whatever daprd does.
+//! partition holds as many messages as its in-flight bound (at least [`MIN_PREFETCH`]), or
+//! the stream as many as the stream's bound (at least [`MIN_PREFETCH`]), the partition is
+//! paused in librdkafka. Paused partitions are still polled (the group membership stays
+//! alive); librdkafka just fetches nothing for them. Memory is bounded by the in-flight
+//! bounds plus the prefetch bounds, whatever daprd does.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -31,6 +32,10 @@ use tokio::time::Instant;
 use super::message::{Fetched, MessageId};
 use crate::config::SubscriberSettings;
 use crate::offsets::{Ack, PartitionOffsets};
+
+/// The smallest prefetch per partition and per stream: even with one message in flight,
+/// the next ones wait in memory, so an ack releases the next message without a fetch.
+pub(crate) const MIN_PREFETCH: usize = 64;
 
 /// What to do after a nack.
 #[derive(Debug, Clone, PartialEq)]
@@ -281,7 +286,8 @@ impl StreamState {
     /// Whether librdkafka should stop fetching for `partition`: its prefetch is full.
     pub(crate) fn wants_pause(&self, partition: i32) -> bool {
         let Some(state) = self.partitions.get(&partition) else { return false };
-        self.held >= self.settings.max_in_flight_per_stream || state.held.len() >= self.settings.max_in_flight_per_partition
+        self.held >= self.settings.max_in_flight_per_stream.max(MIN_PREFETCH)
+            || state.held.len() >= self.settings.max_in_flight_per_partition.max(MIN_PREFETCH)
     }
 
     /// Whether the stream has as many messages in flight as it may.
@@ -342,15 +348,17 @@ mod tests {
         assert_eq!(first.len(), 4, "stream bound");
         assert_eq!(first.iter().filter(|i| i.partition == 0).count(), 3, "partition bound");
         assert!(!s.wants_pause(0), "2 held: the prefetch has room");
-        s.fetched(fetched(0, 5));
-        assert!(s.wants_pause(0), "3 held: partition 0 stops fetching");
-        assert!(!s.wants_pause(1));
+        for o in 5..5 + MIN_PREFETCH as i64 - 2 {
+            s.fetched(fetched(0, o));
+        }
+        assert!(s.wants_pause(0), "a full prefetch: partition 0 stops fetching");
+        assert!(s.wants_pause(1), "the stream's prefetch is full too");
         assert!(s.deliverable(now, false).is_empty());
         assert_eq!(s.ack(&first[0]), Ack::Acked);
         let next = ids(&s.deliverable(now, false));
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].partition, 0);
-        assert_eq!(s.buffered(), (4, 2));
+        assert_eq!(s.buffered(), (4, MIN_PREFETCH - 1));
     }
 
     #[test]
