@@ -95,6 +95,8 @@ pub struct StepOutcome {
     pub histograms: Histograms,
     /// Why the step failed, if it did.
     pub failure: Option<String>,
+    /// Caveats about the measurement.
+    pub notes: Vec<String>,
 }
 
 /// What the progress display is told, every 200 ms.
@@ -241,17 +243,25 @@ pub fn run_step(
             format!("no measured message was delivered (errors: {})", if kinds.is_empty() { "none".into() } else { kinds.join(", ") })
         })
     });
+    let mut notes = Vec::new();
+    if let Some(c) = consumed.as_ref().filter(|c| c.messages < delivered) {
+        notes.push(format!(
+            "the end-to-end consumer read {} of {delivered} measured messages: it fell behind (at full speed the \
+             consumer competes for the same CPUs) or the broker dropped old data; end-to-end percentiles cover what it read",
+            c.messages
+        ));
+    }
     let measurement = Measurement {
         measured_seconds: seconds,
         produced: Throughput::over(delivered, bytes, seconds),
         consumed: consumed.as_ref().map(|c| Throughput::over(c.messages, c.bytes, seconds)),
         publish_latency: Percentiles::of(&publish),
-        end_to_end_latency: consumed.as_ref().map(|c| Percentiles::of(&c.e2e)),
+        end_to_end_latency: consumed.as_ref().filter(|c| c.messages > 0).map(|c| Percentiles::of(&c.e2e)),
         send_delay: interval.map(|_| Percentiles::of(&send_delay)),
         publish_spectrum: histogram::spectrum(&publish),
         end_to_end_spectrum: histogram::spectrum(&e2e),
         errors,
         librdkafka: stats.finish(),
     };
-    Ok(StepOutcome { measurement, histograms: Histograms { publish, end_to_end: e2e, send_delay, started }, failure })
+    Ok(StepOutcome { measurement, histograms: Histograms { publish, end_to_end: e2e, send_delay, started }, failure, notes })
 }

@@ -210,6 +210,7 @@ mod tests {
 
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "\n\n").unwrap();
-        assert!(Payloads::from_file(&empty).unwrap_err().to_string().contains("no messages"));
+        let error = Payloads::from_file(&empty).err().expect("an empty file is rejected");
+        assert!(error.to_string().contains("no messages"), "{error}");
     }
 }

@@ -202,6 +202,7 @@ pub fn run(target: &dyn Target, scenario: &Scenario, out_dir: &Path, observer: &
                     Ok(()) => result.histogram_log = Some(log),
                     Err(e) => result.notes.push(format!("histogram log not written: {e}")),
                 }
+                result.notes.extend(outcome.notes);
                 if let Some(failure) = outcome.failure {
                     result.status = "failed".into();
                     result.failure = Some(failure);

@@ -18,6 +18,11 @@ use crate::error::{Error, Result};
 use crate::histogram::{self, Latency};
 use crate::target::kafka::error_kind;
 
+/// After the producers are done, the drain ends once nothing arrived for this long (the
+/// mock cluster keeps only 5 MB per partition, so a consumer that fell behind at full speed
+/// never sees some measured messages).
+const IDLE_DRAIN: Duration = Duration::from_secs(2);
+
 /// What the consumer saw.
 pub(crate) struct Consumed {
     pub(crate) e2e: Latency,
@@ -56,9 +61,12 @@ impl StepConsumer {
     pub(crate) fn run(self, shared: &StepShared, expected: &AtomicU64, drain_until: &AtomicU64) -> Consumed {
         let mut consumed = Consumed { e2e: histogram::new(), messages: 0, bytes: 0, errors: BTreeMap::new() };
         let hard_stop = Instant::now() + Duration::from_secs(3600);
+        let mut last_message = Instant::now();
         loop {
-            if consumed.messages >= expected.load(Ordering::Acquire)
+            let expecting = expected.load(Ordering::Acquire);
+            if consumed.messages >= expecting
                 || shared.now().as_nanos() as u64 > drain_until.load(Ordering::Acquire)
+                || (expecting != u64::MAX && last_message.elapsed() > IDLE_DRAIN)
                 || shared.abort.load(Ordering::Relaxed)
                 || Instant::now() > hard_stop
             {
@@ -68,6 +76,7 @@ impl StepConsumer {
                 None => {}
                 Some(Ok(message)) => {
                     let now = shared.now();
+                    last_message = Instant::now();
                     let Some(stamp) = message.payload().and_then(Stamp::from_payload) else { continue };
                     if stamp.measured() {
                         histogram::record(&mut consumed.e2e, now.saturating_sub(stamp.at()));
