@@ -2,10 +2,10 @@
 # kafka-loadgen vs librdkafka's rdkafka_performance: same broker, same librdkafka settings,
 # A/B interleaved, producer throughput ratio (loadgen / rdkafka_performance).
 #
-#   benches/loadgen-vs-rdkafka.sh                  # starts Tansu on loopback (in-memory storage)
+#   benches/loadgen-vs-rdkafka.sh                  # a fresh Tansu on loopback per run (in-memory storage)
 #   BROKERS=127.0.0.1:9092 benches/loadgen-vs-rdkafka.sh
 #
-# Knobs (environment): ROUNDS (3), SECONDS_PER_RUN (5), SIZE (1024), LINGER (5),
+# Knobs (environment): ROUNDS (3), SECONDS_PER_RUN (3), SIZE (1024), LINGER (5),
 # BATCH (1000000), ACKS (1), INFLIGHT (100000), PARTITIONS (3), CODEC (none).
 #
 # rdkafka_performance is built from the source shipped in the rdkafka-sys crate and linked
@@ -14,7 +14,7 @@
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
-SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
 SIZE=${SIZE:-1024}
 LINGER=${LINGER:-5}
 BATCH=${BATCH:-1000000}
@@ -49,16 +49,26 @@ if [ ! -x "$PERF" ] || [ "$RDOUT/src/librdkafka.a" -nt "$PERF" ]; then
         "$RDOUT/src/librdkafka.a" "$ZSTD_LIB/libzstd.a" -lcurl -lssl -lcrypto -lz -lm -ldl -lpthread -lrt
 fi
 
-if [ -z "${BROKERS:-}" ]; then
-    TANSU=${TANSU_BIN:-$(command -v tansu || echo "$HOME/.cargo/bin/tansu")}
-    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    BROKERS=127.0.0.1:$PORT
-    echo "== starting Tansu on $BROKERS (in-memory storage)" >&2
+# Without BROKERS, every run gets a fresh Tansu (in-memory storage keeps every message, so a
+# long benchmark on one broker would grow without bound, and each run sees the same broker).
+OWN_TANSU=${BROKERS:+no}
+TANSU=${TANSU_BIN:-$(command -v tansu || echo "$HOME/.cargo/bin/tansu")}
+fresh_broker() {
+    [ "$OWN_TANSU" = no ] && return 0
+    if [ -n "$TANSU_PID" ]; then kill "$TANSU_PID" 2>/dev/null || true; wait "$TANSU_PID" 2>/dev/null || true; fi
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    BROKERS=127.0.0.1:$port
     RUST_LOG=warn "$TANSU" broker --listener-url "tcp://$BROKERS" --advertised-listener-url "tcp://$BROKERS" \
-        --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1 &
+        --storage-engine memory://tansu/ >>"$WORK/tansu.log" 2>&1 &
     TANSU_PID=$!
-    sleep 2
-fi
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "Tansu did not start; see $WORK/tansu.log" >&2
+    exit 1
+}
 
 PROPS=(-X "linger.ms=$LINGER" -X "batch.size=$BATCH" -X "queue.buffering.max.messages=$INFLIGHT" -X "acks=$ACKS")
 
@@ -73,26 +83,26 @@ run_loadgen() {
 
 run_perf() {
     local topic=perf-$1-$$
-    # A fresh topic with the same partition count, created through the load generator's
-    # admin path would need a subcommand; let a throw-away loadgen step make one instead.
-    "$LOADGEN" sweep --brokers "$BROKERS" --no-progress --no-end-to-end --name mk --partitions "$PARTITIONS" \
-        --linger-ms 0 --batch-size 16384 --compression none --rate 100 --warmup 0s --duration 100ms --cooldown 0s \
-        --out "$WORK/mk-$1" >/dev/null 2>&1 || true
+    # A fresh topic with the same partition count, as kafka-loadgen makes for each step.
+    "$LOADGEN" create-topic --brokers "$BROKERS" --partitions "$PARTITIONS" "$topic"
     # rdkafka_performance: produce for about the same time at the loadgen's last rate.
-    local count=$(( ${2%.*} * (SECONDS_PER_RUN + 1) ))
+    local count=$(( ${2%.*} * SECONDS_PER_RUN ))
     [ "$count" -lt 10000 ] && count=10000
     "$PERF" -P -t "$topic" -b "$BROKERS" -s "$SIZE" -c "$count" -z "$CODEC" "${PROPS[@]}" \
-        -X allow.auto.create.topics=true 2>&1 | grep "messages produced" | tail -1 \
+        2>&1 | grep "messages produced" | tail -1 \
         | sed -E 's/.* ([0-9]+) msgs\/s.*/\1/'
 }
 
 echo "== $ROUNDS rounds, A/B interleaved: size=$SIZE linger=$LINGER batch=$BATCH acks=$ACKS in-flight=$INFLIGHT partitions=$PARTITIONS codec=$CODEC" >&2
 ratios=()
+a=0
 for round in $(seq 1 "$ROUNDS"); do
     if [ $((round % 2)) -eq 1 ]; then
-        a=$(run_loadgen "$round"); b=$(run_perf "$round" "$a")
+        fresh_broker; a=$(run_loadgen "$round")
+        fresh_broker; b=$(run_perf "$round" "$a")
     else
-        b=$(run_perf "$round" 100000); a=$(run_loadgen "$round")
+        fresh_broker; b=$(run_perf "$round" "$a")
+        fresh_broker; a=$(run_loadgen "$round")
     fi
     r=$(python3 -c "print(f'{float(\"$a\")/float(\"$b\"):.3f}')")
     ratios+=("$r")

@@ -34,6 +34,17 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Create a topic through the admin API (for other tools, e.g. the benchmark script).
+    CreateTopic {
+        /// Kafka bootstrap servers.
+        #[arg(long, env = "LOADGEN_BROKERS")]
+        brokers: String,
+        /// Partitions.
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+        /// Topic name.
+        topic: String,
+    },
     /// Compare two results side by side (Markdown on stdout).
     Compare {
         /// Baseline `results.json`.

@@ -122,7 +122,12 @@ pub fn run_step(
 ) -> Result<StepOutcome, Error> {
     let phases = &scenario.phases;
     let consumer = if scenario.end_to_end {
-        Some(consumer::StepConsumer::assign(&target.consumer_bootstrap(), topic, step.partitions)?)
+        Some(consumer::StepConsumer::assign(
+            &target.consumer_bootstrap(),
+            topic,
+            step.partitions,
+            &target.consumer_properties(),
+        )?)
     } else {
         None
     };

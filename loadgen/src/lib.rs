@@ -64,6 +64,9 @@ pub fn run(command: Command) -> Result<()> {
             println!("{}\n{}", outputs.markdown.display(), outputs.html.display());
             Ok(())
         }
+        Command::CreateTopic { brokers, partitions, topic } => {
+            DirectKafka::connect(&brokers, std::time::Duration::from_secs(10))?.create_topic(&topic, partitions)
+        }
         Command::Compare { a, b, out } => {
             let text = report::compare::render(&report::load(&a)?, &a.display().to_string(), &report::load(&b)?, &b.display().to_string());
             if let Some(out) = out {

@@ -69,6 +69,10 @@ pub trait Target: Send + Sync {
     fn info(&self) -> TargetInfo;
     /// Where the tool's own consumer reads from.
     fn consumer_bootstrap(&self) -> String;
+    /// Extra properties for the tool's own consumer.
+    fn consumer_properties(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// Creates `topic` with `partitions` and waits until its metadata is visible.
     fn create_topic(&self, topic: &str, partitions: u32) -> Result<()>;
     /// Deletes `topic` (best effort; some brokers cannot).

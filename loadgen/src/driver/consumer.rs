@@ -37,13 +37,18 @@ pub(crate) struct StepConsumer {
 }
 
 impl StepConsumer {
-    pub(crate) fn assign(bootstrap: &str, topic: &str, partitions: u32) -> Result<StepConsumer> {
-        let consumer: BaseConsumer = ClientConfig::new()
+    pub(crate) fn assign(bootstrap: &str, topic: &str, partitions: u32, properties: &[(String, String)]) -> Result<StepConsumer> {
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", bootstrap)
             .set("group.id", format!("{topic}-reader"))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "50")
+            .set("fetch.wait.max.ms", "100");
+        for (key, value) in properties {
+            config.set(key, value);
+        }
+        let consumer: BaseConsumer = config
             .create()
             .map_err(|e| Error::kafka("creating the end-to-end consumer", e))?;
         let mut assignment = TopicPartitionList::new();

@@ -143,6 +143,16 @@ impl Target for DirectKafka {
         self.bootstrap.clone()
     }
 
+    fn consumer_properties(&self) -> Vec<(String, String)> {
+        match self.topics {
+            // The mock holds an empty fetch for the full fetch.wait.max.ms even when data
+            // arrives meanwhile (a real broker answers as soon as fetch.min.bytes are there),
+            // so a long wait would show up as end-to-end latency that real Kafka does not have.
+            Topics::Embedded(_) => vec![("fetch.wait.max.ms".into(), "5".into())],
+            Topics::Admin(_) => Vec::new(),
+        }
+    }
+
     fn create_topic(&self, topic: &str, partitions: u32) -> Result<()> {
         match &self.topics {
             Topics::Embedded(cluster) => cluster.create_topic(topic, partitions as i32)?,
