@@ -5,7 +5,11 @@
 #   benches/loadgen-vs-rdkafka.sh                  # a fresh Tansu on loopback per run (in-memory storage)
 #   BROKERS=127.0.0.1:9092 benches/loadgen-vs-rdkafka.sh
 #
-# Knobs (environment): ROUNDS (3), SECONDS_PER_RUN (3), SIZE (1024), LINGER (5),
+# Both sides produce MESSAGES messages into a fresh topic on a fresh broker and report
+# delivered messages / time until the last delivery (in-memory Tansu slows down as it fills,
+# so equal volumes matter more than equal durations).
+#
+# Knobs (environment): ROUNDS (3), MESSAGES (1000000), SIZE (1024), LINGER (5),
 # BATCH (1000000), ACKS (1), INFLIGHT (100000), PARTITIONS (3), CODEC (none).
 #
 # rdkafka_performance is built from the source shipped in the rdkafka-sys crate and linked
@@ -14,7 +18,7 @@
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
-SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
+MESSAGES=${MESSAGES:-1000000}
 SIZE=${SIZE:-1024}
 LINGER=${LINGER:-5}
 BATCH=${BATCH:-1000000}
@@ -76,7 +80,7 @@ run_loadgen() {
     "$LOADGEN" sweep --brokers "$BROKERS" --no-progress --no-end-to-end --name bench \
         --linger-ms "$LINGER" --batch-size "$BATCH" --acks "$ACKS" --max-in-flight "$INFLIGHT" \
         --compression "$CODEC" --partitions "$PARTITIONS" --message-size "$SIZE" --idempotence false --producers 1 --rate max \
-        --warmup 1s --duration "${SECONDS_PER_RUN}s" --cooldown 500ms --compressibility 1 --out "$WORK/loadgen-$1" >/dev/null
+        --warmup 0s --messages "$MESSAGES" --cooldown 0s --compressibility 1 --out "$WORK/loadgen-$1" >/dev/null
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["steps"][0]["measurement"]["produced"]["msgs_per_sec"])' \
         "$WORK/loadgen-$1/results.json"
 }
@@ -85,23 +89,19 @@ run_perf() {
     local topic=perf-$1-$$
     # A fresh topic with the same partition count, as kafka-loadgen makes for each step.
     "$LOADGEN" create-topic --brokers "$BROKERS" --partitions "$PARTITIONS" "$topic"
-    # rdkafka_performance: produce for about the same time at the loadgen's last rate.
-    local count=$(( ${2%.*} * SECONDS_PER_RUN ))
-    [ "$count" -lt 10000 ] && count=10000
-    "$PERF" -P -t "$topic" -b "$BROKERS" -s "$SIZE" -c "$count" -z "$CODEC" "${PROPS[@]}" \
+    "$PERF" -P -t "$topic" -b "$BROKERS" -s "$SIZE" -c "$MESSAGES" -z "$CODEC" "${PROPS[@]}" \
         2>&1 | grep "messages produced" | tail -1 \
         | sed -E 's/.* ([0-9]+) msgs\/s.*/\1/'
 }
 
 echo "== $ROUNDS rounds, A/B interleaved: size=$SIZE linger=$LINGER batch=$BATCH acks=$ACKS in-flight=$INFLIGHT partitions=$PARTITIONS codec=$CODEC" >&2
 ratios=()
-a=0
 for round in $(seq 1 "$ROUNDS"); do
     if [ $((round % 2)) -eq 1 ]; then
         fresh_broker; a=$(run_loadgen "$round")
-        fresh_broker; b=$(run_perf "$round" "$a")
+        fresh_broker; b=$(run_perf "$round")
     else
-        fresh_broker; b=$(run_perf "$round" "$a")
+        fresh_broker; b=$(run_perf "$round")
         fresh_broker; a=$(run_loadgen "$round")
     fi
     r=$(python3 -c "print(f'{float(\"$a\")/float(\"$b\"):.3f}')")

@@ -226,7 +226,9 @@ pub fn run_step(
         delivered += worker.recorded.delivered;
         bytes += worker.recorded.delivered_bytes;
         problems.extend(worker.problem.clone());
-        measured_until = measured_until.max(worker.measure_end.unwrap_or_default());
+        // A message count is done when its last message is delivered (as rdkafka_performance
+        // counts); a fixed duration is the window itself, with the cool-down keeping load on.
+        measured_until = measured_until.max(worker.measure_end.unwrap_or_default()).max(worker.recorded.last_delivery);
     }
     let client = std::mem::take(&mut *shared.client.lock().unwrap_or_else(|e| e.into_inner()));
     for (kind, n) in client.counts {

@@ -114,6 +114,8 @@ pub struct Recorded {
     pub delivered: u64,
     /// Their payload bytes.
     pub delivered_bytes: u64,
+    /// When the last measured message was delivered (since the epoch).
+    pub last_delivery: Duration,
     /// Failed deliveries and sends by kind (all phases).
     pub errors: BTreeMap<String, u64>,
     /// librdkafka statistics during the measured phase.
@@ -135,6 +137,7 @@ impl Recorder {
                 publish: histogram::new(),
                 delivered: 0,
                 delivered_bytes: 0,
+                last_delivery: Duration::ZERO,
                 errors: BTreeMap::new(),
                 stats: StatsAccumulator::default(),
             }),
@@ -151,8 +154,10 @@ impl Recorder {
         if !stamp.measured() {
             return;
         }
-        let latency = self.shared.now().saturating_sub(stamp.at());
+        let now = self.shared.now();
+        let latency = now.saturating_sub(stamp.at());
         let mut inner = self.lock();
+        inner.last_delivery = now;
         histogram::record(&mut inner.publish, latency);
         inner.delivered += 1;
         inner.delivered_bytes += bytes as u64;
@@ -185,6 +190,7 @@ impl Recorder {
                 publish: histogram::new(),
                 delivered: 0,
                 delivered_bytes: 0,
+                last_delivery: Duration::ZERO,
                 errors: BTreeMap::new(),
                 stats: StatsAccumulator::default(),
             },
