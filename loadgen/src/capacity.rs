@@ -12,6 +12,18 @@ use crate::sweep::{StepResult, SweepResult};
 /// Plan for at most this share of the measured maximum.
 pub const HEADROOM: f64 = 0.7;
 
+/// Mean results of the successful steps with one value of a dimension.
+pub struct Effect {
+    /// The value.
+    pub value: String,
+    /// Mean produced msgs/s.
+    pub msgs_per_sec: f64,
+    /// Mean publish p99 (µs).
+    pub p99_us: f64,
+    /// Successful steps with this value.
+    pub steps: usize,
+}
+
 /// A summary of a sweep.
 pub struct Analysis<'a> {
     /// Highest produced msgs/s.
@@ -20,8 +32,8 @@ pub struct Analysis<'a> {
     pub best_p99: Option<&'a StepResult>,
     /// Steps no other step beats on both throughput and p99, by throughput descending.
     pub frontier: Vec<&'a StepResult>,
-    /// Per varied dimension: value, mean msgs/s, mean p99 (µs), steps.
-    pub effects: Vec<(String, Vec<(String, f64, f64, usize)>)>,
+    /// Per varied dimension (name, rows).
+    pub effects: Vec<(String, Vec<Effect>)>,
     /// Sentences of advice.
     pub advice: Vec<String>,
 }
@@ -68,7 +80,7 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
                     let n = with.len().max(1) as f64;
                     let tput = with.iter().map(|s| throughput(s)).sum::<f64>() / n;
                     let lat = with.iter().map(|s| p99(s) as f64).sum::<f64>() / n;
-                    (v, tput, lat, with.len())
+                    Effect { value: v, msgs_per_sec: tput, p99_us: lat, steps: with.len() }
                 })
                 .collect();
             (dim.to_owned(), rows)

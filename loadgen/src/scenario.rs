@@ -502,11 +502,13 @@ mod tests {
 
     #[test]
     fn explicit_cases_fill_gaps_from_the_first_value() {
-        let mut scenario = Scenario::default();
-        scenario.cases = vec![
-            Case { linger_ms: Some(20), ..Case::default() },
-            Case { compression: Some("zstd:7".parse().unwrap()), partitions: Some(6), ..Case::default() },
-        ];
+        let scenario = Scenario {
+            cases: vec![
+                Case { linger_ms: Some(20), ..Case::default() },
+                Case { compression: Some("zstd:7".parse().unwrap()), partitions: Some(6), ..Case::default() },
+            ],
+            ..Scenario::default()
+        };
         let steps = scenario.validate().unwrap();
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[0].linger_ms, 20);

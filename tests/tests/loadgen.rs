@@ -14,13 +14,11 @@ use testkit::{Broker, BrokerKind};
 
 /// Three short steps: closed loop, open loop at 2000 msgs/s, and zstd on more partitions.
 fn short_scenario() -> Scenario {
-    let mut s = Scenario::default();
-    s.name = "short".into();
+    let mut s = Scenario { name: "short".into(), message_timeout: Duration::from_secs(10), ..Scenario::default() };
+    s.dimensions.message_size = vec![512];
     s.phases.warmup = Duration::from_millis(300);
     s.phases.duration = Duration::from_secs(1);
     s.phases.cooldown = Duration::from_millis(200);
-    s.message_timeout = Duration::from_secs(10);
-    s.dimensions.message_size = vec![512];
     s.cases = vec![
         Case { linger_ms: Some(0), compression: Some("none".parse().unwrap()), partitions: Some(1), ..Case::default() },
         Case {
@@ -123,12 +121,10 @@ async fn open_loop_percentiles_show_a_stall_the_closed_loop_hides() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().to_owned();
     let result = tokio::task::spawn_blocking(move || {
-        let mut s = Scenario::default();
+        let mut s = Scenario { max_in_flight: 1, end_to_end: false, ..Scenario::default() };
         s.phases.warmup = Duration::from_millis(500);
         s.phases.duration = Duration::from_secs(2);
         s.phases.cooldown = Duration::from_millis(200);
-        s.max_in_flight = 1;
-        s.end_to_end = false;
         s.dimensions.message_size = vec![256];
         s.cases = vec![
             Case { linger_ms: Some(0), partitions: Some(1), compression: Some("none".parse().unwrap()), ..Case::default() },
@@ -180,11 +176,10 @@ async fn a_broker_that_goes_away_fails_its_steps_and_the_sweep_goes_on() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().to_owned();
     let result = tokio::task::spawn_blocking(move || {
-        let mut s = Scenario::default();
+        let mut s = Scenario { message_timeout: Duration::from_secs(3), ..Scenario::default() };
         s.phases.warmup = Duration::from_millis(300);
         s.phases.duration = Duration::from_secs(1);
         s.phases.cooldown = Duration::from_millis(100);
-        s.message_timeout = Duration::from_secs(3);
         s.dimensions.linger_ms = vec![0, 5, 10];
         s.dimensions.batch_size = vec![16_384];
         s.dimensions.compression = vec!["none".parse().unwrap()];

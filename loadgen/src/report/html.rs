@@ -67,10 +67,9 @@ pub fn render(result: &SweepResult) -> String {
     let env = &result.environment;
     let _ = write!(
         h,
-        "<ul><li>target: {} (<code>{}</code>, {} brokers)</li><li>environment: {} on {} ({} CPUs), kafka-loadgen {}, librdkafka {}</li><li>ran {} → {}</li>",
+        "<ul><li>target: {} (<code>{}</code>)</li><li>environment: {} on {} ({} CPUs), kafka-loadgen {}, librdkafka {}</li><li>ran {} → {}</li>",
         escape(&result.target.description),
         escape(&result.target.bootstrap),
-        result.target.brokers,
         escape(&env.host),
         escape(&env.platform),
         env.cpus,

@@ -39,7 +39,7 @@ pub fn render(result: &SweepResult) -> String {
         );
     }
     let env = &result.environment;
-    let _ = writeln!(md, "- target: {} (`{}`, {} brokers)", result.target.description, result.target.bootstrap, result.target.brokers);
+    let _ = writeln!(md, "- target: {}", result.target.description);
     let _ = writeln!(
         md,
         "- environment: {} on {} ({} CPUs), kafka-loadgen {}, librdkafka {}",
@@ -124,8 +124,8 @@ pub fn render(result: &SweepResult) -> String {
         let _ = writeln!(md, "\n## Effect of each dimension\n\nMean over the successful steps with each value:\n");
         for (dim, rows) in &analysis.effects {
             let _ = writeln!(md, "| {dim} | mean msgs/s | mean publish p99 | steps |\n|---|---|---|---|");
-            for (value, tput, p99, n) in rows {
-                let _ = writeln!(md, "| {value} | {} | {} | {n} |", count(*tput), micros(*p99 as u64));
+            for e in rows {
+                let _ = writeln!(md, "| {} | {} | {} | {} |", e.value, count(e.msgs_per_sec), micros(e.p99_us as u64), e.steps);
             }
             md.push('\n');
         }
