@@ -71,7 +71,7 @@ pub(crate) fn run(
                 return WorkerResult { recorded: recorder.take(), send_delay, measure_end: None, problem: Some(e.to_string()) };
             }
         };
-    let mut buffer = Vec::with_capacity(plan.payloads.max_size().max(16));
+    let mut pool = plan.payloads.worker_copy();
     // Stagger open-loop workers so their sends interleave instead of bursting together.
     let mut next = plan.interval.map(|i| i.mul_f64(plan.index as f64 / step.producers as f64)).unwrap_or_default();
     let mut message = plan.index.wrapping_mul(7919);
@@ -102,13 +102,9 @@ pub(crate) fn run(
             break;
         }
         let stamp = Stamp::new(at, in_measure);
-        buffer.clear();
-        buffer.extend_from_slice(plan.payloads.get(message));
-        if buffer.len() < 16 {
-            buffer.resize(16, b' ');
-        }
-        buffer[..16].copy_from_slice(&stamp.to_bytes());
-        match publisher.send(&buffer, stamp) {
+        let payload = &mut pool[message % plan.payloads.len()];
+        payload[..16].copy_from_slice(&stamp.to_bytes());
+        match publisher.send(payload, stamp) {
             Sent::Queued => {}
             Sent::Full => {
                 // Open loop: retry the same intended time; closed loop: re-stamp on retry.
