@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 
 enum Command {
     CreateTopic { name: String, partitions: i32, done: mpsc::Sender<Result<()>> },
+    RoundTripTime { rtt: std::time::Duration, done: mpsc::Sender<Result<()>> },
 }
 
 /// A running in-process mock cluster.
@@ -46,6 +47,10 @@ impl EmbeddedKafka {
                                     .map_err(|e| Error::kafka(format!("creating topic `{name}`"), e));
                                 let _ = done.send(created);
                             }
+                            Command::RoundTripTime { rtt, done } => {
+                                let set = (1..=brokers).try_for_each(|id| cluster.broker_round_trip_time(id, rtt));
+                                let _ = done.send(set.map_err(|e| Error::kafka("setting the mock round-trip time", e)));
+                            }
                         }
                     }
                 }
@@ -73,6 +78,17 @@ impl EmbeddedKafka {
         self.commands
             .as_ref()
             .and_then(|c| c.send(command).ok())
+            .ok_or_else(|| Error::Startup("embedded cluster stopped".into()))?;
+        result.recv().map_err(|_| Error::Startup("embedded cluster stopped".into()))?
+    }
+
+    /// Makes every broker delay its responses by `rtt` (zero restores normal speed): a
+    /// stall injected for latency tests.
+    pub fn set_round_trip_time(&self, rtt: std::time::Duration) -> Result<()> {
+        let (done, result) = mpsc::channel();
+        self.commands
+            .as_ref()
+            .and_then(|c| c.send(Command::RoundTripTime { rtt, done }).ok())
             .ok_or_else(|| Error::Startup("embedded cluster stopped".into()))?;
         result.recv().map_err(|_| Error::Startup("embedded cluster stopped".into()))?
     }

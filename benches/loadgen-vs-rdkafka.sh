@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# kafka-loadgen vs librdkafka's rdkafka_performance: same broker, same librdkafka settings,
+# A/B interleaved, producer throughput ratio (loadgen / rdkafka_performance).
+#
+#   benches/loadgen-vs-rdkafka.sh                  # a fresh Tansu on loopback per run (in-memory storage)
+#   BROKERS=127.0.0.1:9092 benches/loadgen-vs-rdkafka.sh
+#
+# Both sides produce MESSAGES messages into a fresh topic on a fresh broker and report
+# delivered messages / time until the last delivery (in-memory Tansu slows down as it fills,
+# so equal volumes matter more than equal durations).
+#
+# Knobs (environment): ROUNDS (3), MESSAGES (1000000), SIZE (1024), LINGER (5),
+# BATCH (1000000), ACKS (1), INFLIGHT (100000), PARTITIONS (3), CODEC (none).
+#
+# rdkafka_performance is built from the source shipped in the rdkafka-sys crate and linked
+# against the static librdkafka.a that rdkafka-sys's build script produced for the release
+# build of kafka-loadgen, so both sides run the very same librdkafka.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+MESSAGES=${MESSAGES:-1000000}
+SIZE=${SIZE:-1024}
+LINGER=${LINGER:-5}
+BATCH=${BATCH:-1000000}
+ACKS=${ACKS:-1}
+INFLIGHT=${INFLIGHT:-100000}
+PARTITIONS=${PARTITIONS:-3}
+CODEC=${CODEC:-none}
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/kafka-loadgen-bench
+mkdir -p "$CACHE"
+WORK=$(mktemp -d)
+TANSU_PID=""
+cleanup() {
+    if [ -n "$TANSU_PID" ]; then kill "$TANSU_PID" 2>/dev/null || true; wait "$TANSU_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== building kafka-loadgen (release)" >&2
+(cd "$ROOT" && cargo build --release -p kafka-loadgen >&2)
+LOADGEN=$TARGET/release/kafka-loadgen
+
+echo "== building rdkafka_performance against the same librdkafka" >&2
+RDOUT=$(dirname "$(dirname "$(ls -t "$TARGET"/release/build/rdkafka-sys-*/out/src/librdkafka.a | head -1)")")
+ZSTD_LIB=$(dirname "$(ls -t "$TARGET"/release/build/zstd-sys-*/out/libzstd.a | head -1)")
+SRC=$(ls -d "$HOME"/.cargo/registry/src/*/rdkafka-sys-*/librdkafka | sort -V | tail -1)
+PERF=$CACHE/rdkafka_performance
+if [ ! -x "$PERF" ] || [ "$RDOUT/src/librdkafka.a" -nt "$PERF" ]; then
+    cc -O2 -I"$RDOUT/src" -I"$SRC/src" "$SRC/examples/rdkafka_performance.c" -o "$PERF" \
+        "$RDOUT/src/librdkafka.a" "$ZSTD_LIB/libzstd.a" -lcurl -lssl -lcrypto -lz -lm -ldl -lpthread -lrt
+fi
+
+# Without BROKERS, every run gets a fresh Tansu (in-memory storage keeps every message, so a
+# long benchmark on one broker would grow without bound, and each run sees the same broker).
+OWN_TANSU=${BROKERS:+no}
+TANSU=${TANSU_BIN:-$(command -v tansu || echo "$HOME/.cargo/bin/tansu")}
+fresh_broker() {
+    [ "$OWN_TANSU" = no ] && return 0
+    if [ -n "$TANSU_PID" ]; then kill "$TANSU_PID" 2>/dev/null || true; wait "$TANSU_PID" 2>/dev/null || true; fi
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    BROKERS=127.0.0.1:$port
+    RUST_LOG=warn "$TANSU" broker --listener-url "tcp://$BROKERS" --advertised-listener-url "tcp://$BROKERS" \
+        --storage-engine memory://tansu/ >>"$WORK/tansu.log" 2>&1 &
+    TANSU_PID=$!
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "Tansu did not start; see $WORK/tansu.log" >&2
+    exit 1
+}
+
+PROPS=(-X "linger.ms=$LINGER" -X "batch.size=$BATCH" -X "queue.buffering.max.messages=$INFLIGHT" -X "acks=$ACKS")
+
+run_loadgen() {
+    "$LOADGEN" sweep --brokers "$BROKERS" --no-progress --no-end-to-end --name bench \
+        --linger-ms "$LINGER" --batch-size "$BATCH" --acks "$ACKS" --max-in-flight "$INFLIGHT" \
+        --compression "$CODEC" --partitions "$PARTITIONS" --message-size "$SIZE" --idempotence false --producers 1 --rate max \
+        --warmup 0s --messages "$MESSAGES" --cooldown 0s --compressibility 1 --out "$WORK/loadgen-$1" >/dev/null
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["steps"][0]["measurement"]["produced"]["msgs_per_sec"])' \
+        "$WORK/loadgen-$1/results.json"
+}
+
+run_perf() {
+    local topic=perf-$1-$$
+    # A fresh topic with the same partition count, as kafka-loadgen makes for each step.
+    "$LOADGEN" create-topic --brokers "$BROKERS" --partitions "$PARTITIONS" "$topic"
+    "$PERF" -P -t "$topic" -b "$BROKERS" -s "$SIZE" -c "$MESSAGES" -z "$CODEC" "${PROPS[@]}" \
+        2>&1 | grep "messages produced" | tail -1 \
+        | sed -E 's/.* ([0-9]+) msgs\/s.*/\1/'
+}
+
+echo "== $ROUNDS rounds, A/B interleaved: size=$SIZE linger=$LINGER batch=$BATCH acks=$ACKS in-flight=$INFLIGHT partitions=$PARTITIONS codec=$CODEC" >&2
+ratios=()
+for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then
+        fresh_broker; a=$(run_loadgen "$round")
+        fresh_broker; b=$(run_perf "$round")
+    else
+        fresh_broker; b=$(run_perf "$round")
+        fresh_broker; a=$(run_loadgen "$round")
+    fi
+    r=$(python3 -c "print(f'{float(\"$a\")/float(\"$b\"):.3f}')")
+    ratios+=("$r")
+    printf 'round %d: kafka-loadgen %.0f msgs/s, rdkafka_performance %s msgs/s, ratio %s\n' "$round" "$a" "$b" "$r"
+done
+python3 - "${ratios[@]}" <<'PY'
+import statistics, sys
+r = [float(x) for x in sys.argv[1:]]
+print(f"throughput ratio kafka-loadgen / rdkafka_performance: median {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f}, {len(r)} rounds)")
+PY

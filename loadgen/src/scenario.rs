@@ -1,0 +1,588 @@
+//! The sweep spec and its expansion into steps.
+//!
+//! A [`Scenario`] lists values per dimension; the sweep runs their cartesian product (or the
+//! explicit [`Scenario::cases`], each filling unset fields from the first value of every
+//! dimension). Every step gets a fresh topic with its own partition count and runs three
+//! phases: a warm-up (connections, metadata, the first batches: not measured), a measured phase
+//! (fixed duration or message count) and a cool-down (load continues, so the last measured
+//! messages do not see an unusually empty pipeline; not measured).
+//!
+//! Validation happens here, before the first message: librdkafka's idempotent producer forces
+//! `acks=all`, so a sweep that pairs idempotence with `acks` 0 or 1 is rejected rather than
+//! silently measuring something else; so are messages larger than `message.max.bytes`, zero
+//! durations and typed settings also given as raw librdkafka properties.
+
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use values::{Acks, Codec, Compression, Rate};
+
+use crate::error::{Error, Result};
+use values::human_duration;
+
+/// Bytes at the start of every payload that carry the send timestamp and the measured flag.
+pub const STAMP_BYTES: usize = 16;
+
+/// Steps above this many are almost certainly a typo in a list.
+pub const MAX_STEPS: usize = 1000;
+
+/// A whole sweep: dimensions, phases, payload, and fixed producer settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// A name for the reports.
+    pub name: String,
+    /// The values swept.
+    pub dimensions: Dimensions,
+    /// Explicit cases instead of the cartesian product.
+    pub cases: Vec<Case>,
+    /// Warm-up, measured phase and cool-down.
+    pub phases: Phases,
+    /// What the messages contain.
+    pub payload: PayloadSpec,
+    /// Closed-loop bound: messages queued or in flight per producer
+    /// (librdkafka `queue.buffering.max.messages`).
+    pub max_in_flight: u32,
+    /// The largest message the broker accepts (Kafka's `message.max.bytes`, default 1 MB).
+    pub max_message_bytes: u64,
+    /// librdkafka `message.timeout.ms`: how long a message may wait for delivery.
+    #[serde(with = "human_duration")]
+    pub message_timeout: Duration,
+    /// Extra librdkafka producer properties, applied last; may not repeat a swept setting.
+    pub properties: BTreeMap<String, String>,
+    /// Run the tool's own consumer for end-to-end latency (off for pure producer benchmarks).
+    pub end_to_end: bool,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            name: "default".into(),
+            dimensions: Dimensions::default(),
+            cases: Vec::new(),
+            phases: Phases::default(),
+            payload: PayloadSpec::default(),
+            max_in_flight: 10_000,
+            max_message_bytes: 1_000_000,
+            message_timeout: Duration::from_secs(30),
+            properties: BTreeMap::new(),
+            end_to_end: true,
+        }
+    }
+}
+
+/// The swept settings. Every list must be non-empty; single values are fixed settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dimensions {
+    /// librdkafka `batch.size` in bytes.
+    pub batch_size: Vec<u32>,
+    /// librdkafka `linger.ms`.
+    pub linger_ms: Vec<u32>,
+    /// `compression.type` and `compression.level`.
+    pub compression: Vec<Compression>,
+    /// Partitions of the step's topic.
+    pub partitions: Vec<u32>,
+    /// Payload bytes per message.
+    pub message_size: Vec<u32>,
+    /// `acks`.
+    pub acks: Vec<Acks>,
+    /// `enable.idempotence`.
+    pub idempotence: Vec<bool>,
+    /// Producer instances (one thread each).
+    pub producers: Vec<u32>,
+    /// `max` (closed loop) or msgs/s across all producers (open loop).
+    pub rate: Vec<Rate>,
+}
+
+impl Default for Dimensions {
+    /// Small enough to finish in about a minute, and still shows what linger, batch size and
+    /// compression do.
+    fn default() -> Self {
+        Dimensions {
+            batch_size: vec![16_384, 1_000_000],
+            linger_ms: vec![0, 5, 50],
+            compression: vec![
+                Compression { codec: Codec::None, level: None },
+                Compression { codec: Codec::Lz4, level: None },
+                Compression { codec: Codec::Zstd, level: None },
+            ],
+            partitions: vec![3],
+            message_size: vec![1024],
+            acks: vec![Acks::All],
+            idempotence: vec![false],
+            producers: vec![1],
+            rate: vec![Rate::Max],
+        }
+    }
+}
+
+/// One explicit case; unset fields take the first value of the dimension.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Case {
+    pub batch_size: Option<u32>,
+    pub linger_ms: Option<u32>,
+    pub compression: Option<Compression>,
+    pub partitions: Option<u32>,
+    pub message_size: Option<u32>,
+    pub acks: Option<Acks>,
+    pub idempotence: Option<bool>,
+    pub producers: Option<u32>,
+    pub rate: Option<Rate>,
+}
+
+/// Phase lengths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Phases {
+    /// Load before measuring.
+    #[serde(with = "human_duration")]
+    pub warmup: Duration,
+    /// Length of the measured phase (ignored when `messages` is set).
+    #[serde(with = "human_duration")]
+    pub duration: Duration,
+    /// Measure this many messages instead of a fixed duration.
+    pub messages: Option<u64>,
+    /// Load after measuring.
+    #[serde(with = "human_duration")]
+    pub cooldown: Duration,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases { warmup: Duration::from_secs(1), duration: Duration::from_secs(2), messages: None, cooldown: Duration::from_millis(500) }
+    }
+}
+
+/// Message contents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PayloadSpec {
+    /// Target compression ratio (uncompressed / compressed, zstd); 1.0 is random bytes.
+    pub compressibility: f64,
+    /// Sample real messages from this file (one per line) instead of generating them.
+    pub file: Option<String>,
+}
+
+impl Default for PayloadSpec {
+    fn default() -> Self {
+        PayloadSpec { compressibility: 3.0, file: None }
+    }
+}
+
+/// The full setting of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct StepConfig {
+    pub batch_size: u32,
+    pub linger_ms: u32,
+    pub compression: Compression,
+    pub partitions: u32,
+    pub message_size: u32,
+    pub acks: Acks,
+    pub idempotence: bool,
+    pub producers: u32,
+    pub rate: Rate,
+}
+
+impl StepConfig {
+    /// `batch=16384 linger=5ms compression=zstd …`: stable, used to match steps in `compare`.
+    pub fn label(&self) -> String {
+        format!(
+            "batch={} linger={}ms compression={} partitions={} size={} acks={} idempotence={} producers={} rate={}",
+            self.batch_size,
+            self.linger_ms,
+            self.compression,
+            self.partitions,
+            self.message_size,
+            self.acks,
+            self.idempotence,
+            self.producers,
+            self.rate
+        )
+    }
+
+    /// The value of a dimension, as text (for charts and tables).
+    pub fn value(&self, dimension: &str) -> String {
+        match dimension {
+            "batch_size" => self.batch_size.to_string(),
+            "linger_ms" => self.linger_ms.to_string(),
+            "compression" => self.compression.to_string(),
+            "partitions" => self.partitions.to_string(),
+            "message_size" => self.message_size.to_string(),
+            "acks" => self.acks.to_string(),
+            "idempotence" => self.idempotence.to_string(),
+            "producers" => self.producers.to_string(),
+            "rate" => self.rate.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// The librdkafka producer properties this step sets.
+    pub fn producer_properties(&self, scenario: &Scenario) -> Vec<(String, String)> {
+        let mut props = vec![
+            ("batch.size".to_owned(), self.batch_size.to_string()),
+            ("linger.ms".to_owned(), self.linger_ms.to_string()),
+            ("compression.type".to_owned(), self.compression.codec.name().to_owned()),
+            ("acks".to_owned(), self.acks.property().to_owned()),
+            ("enable.idempotence".to_owned(), self.idempotence.to_string()),
+            ("queue.buffering.max.messages".to_owned(), scenario.max_in_flight.to_string()),
+            ("message.max.bytes".to_owned(), scenario.max_message_bytes.max(u64::from(self.batch_size)).to_string()),
+            ("message.timeout.ms".to_owned(), scenario.message_timeout.as_millis().to_string()),
+        ];
+        if let Some(level) = self.compression.level {
+            props.push(("compression.level".to_owned(), level.to_string()));
+        }
+        props.extend(scenario.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+        props
+    }
+}
+
+/// The names of the dimensions, in table order.
+pub const DIMENSIONS: [&str; 9] =
+    ["batch_size", "linger_ms", "compression", "partitions", "message_size", "acks", "idempotence", "producers", "rate"];
+
+/// Librdkafka properties the sweep owns; `properties` may not set them.
+const TYPED_PROPERTIES: [&str; 12] = [
+    "batch.size",
+    "linger.ms",
+    "queue.buffering.max.ms",
+    "compression.type",
+    "compression.codec",
+    "compression.level",
+    "acks",
+    "request.required.acks",
+    "enable.idempotence",
+    "queue.buffering.max.messages",
+    "message.max.bytes",
+    "message.timeout.ms",
+];
+
+impl Scenario {
+    /// Reads a YAML (`.yaml`, `.yml`) or TOML (`.toml`) scenario file.
+    pub fn from_file(path: &Path) -> Result<Scenario> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let parse_error = |reason: String| Error::Parse { path: path.display().to_string(), reason };
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => toml::from_str(&text).map_err(|e| parse_error(e.to_string())),
+            Some("yaml" | "yml") => serde_yaml::from_str(&text).map_err(|e| parse_error(e.to_string())),
+            _ => Err(parse_error("scenario files end in .yaml, .yml or .toml".into())),
+        }
+    }
+
+    /// The steps, in run order: explicit cases, or the cartesian product (last dimension
+    /// varies fastest).
+    pub fn steps(&self) -> Vec<StepConfig> {
+        let d = &self.dimensions;
+        if !self.cases.is_empty() {
+            return self
+                .cases
+                .iter()
+                .map(|c| StepConfig {
+                    batch_size: c.batch_size.or(d.batch_size.first().copied()).unwrap_or(16_384),
+                    linger_ms: c.linger_ms.or(d.linger_ms.first().copied()).unwrap_or(5),
+                    compression: c
+                        .compression
+                        .or(d.compression.first().copied())
+                        .unwrap_or(Compression { codec: Codec::None, level: None }),
+                    partitions: c.partitions.or(d.partitions.first().copied()).unwrap_or(1),
+                    message_size: c.message_size.or(d.message_size.first().copied()).unwrap_or(1024),
+                    acks: c.acks.or(d.acks.first().copied()).unwrap_or(Acks::All),
+                    idempotence: c.idempotence.or(d.idempotence.first().copied()).unwrap_or(false),
+                    producers: c.producers.or(d.producers.first().copied()).unwrap_or(1),
+                    rate: c.rate.or(d.rate.first().copied()).unwrap_or(Rate::Max),
+                })
+                .collect();
+        }
+        let mut steps = Vec::new();
+        for &batch_size in &d.batch_size {
+            for &linger_ms in &d.linger_ms {
+                for &compression in &d.compression {
+                    for &partitions in &d.partitions {
+                        for &message_size in &d.message_size {
+                            for &acks in &d.acks {
+                                for &idempotence in &d.idempotence {
+                                    for &producers in &d.producers {
+                                        for &rate in &d.rate {
+                                            steps.push(StepConfig {
+                                                batch_size,
+                                                linger_ms,
+                                                compression,
+                                                partitions,
+                                                message_size,
+                                                acks,
+                                                idempotence,
+                                                producers,
+                                                rate,
+                                            });
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        steps
+    }
+
+    /// Dimensions with more than one value across the steps (what the charts plot).
+    pub fn varied_dimensions(steps: &[StepConfig]) -> Vec<&'static str> {
+        DIMENSIONS
+            .into_iter()
+            .filter(|dim| {
+                let mut values: Vec<String> = steps.iter().map(|s| s.value(dim)).collect();
+                values.sort();
+                values.dedup();
+                values.len() > 1
+            })
+            .collect()
+    }
+
+    /// Rejects contradictory or impossible settings, naming the setting and what is accepted.
+    pub fn validate(&self) -> Result<Vec<StepConfig>> {
+        let d = &self.dimensions;
+        if self.cases.is_empty() {
+            for (name, empty) in [
+                ("batch_size", d.batch_size.is_empty()),
+                ("linger_ms", d.linger_ms.is_empty()),
+                ("compression", d.compression.is_empty()),
+                ("partitions", d.partitions.is_empty()),
+                ("message_size", d.message_size.is_empty()),
+                ("acks", d.acks.is_empty()),
+                ("idempotence", d.idempotence.is_empty()),
+                ("producers", d.producers.is_empty()),
+                ("rate", d.rate.is_empty()),
+            ] {
+                if empty {
+                    return Err(Error::invalid(format!("dimension `{name}` has no values: give at least one")));
+                }
+            }
+        }
+        let p = &self.phases;
+        if p.messages == Some(0) {
+            return Err(Error::invalid("measured message count is 0: measure at least one message"));
+        }
+        if p.messages.is_none() && p.duration.is_zero() {
+            return Err(Error::invalid("measured duration is zero: give a positive duration (e.g. 5s) or a message count"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(Error::invalid("max_in_flight is 0: at least one message must be allowed in flight"));
+        }
+        if self.message_timeout < Duration::from_millis(100) {
+            return Err(Error::invalid("message_timeout below 100ms would fail nearly every message"));
+        }
+        if !(self.payload.compressibility >= 1.0 && self.payload.compressibility <= 100.0) {
+            return Err(Error::invalid(format!(
+                "payload compressibility {} is out of range: 1.0 (random bytes) to 100",
+                self.payload.compressibility
+            )));
+        }
+        if let Some(clash) = self.properties.keys().find(|k| TYPED_PROPERTIES.contains(&k.as_str())) {
+            return Err(Error::invalid(format!(
+                "property `{clash}` is a swept or typed setting: set it through its dimension or option, not as a raw property"
+            )));
+        }
+        if self.properties.keys().any(|k| k == "bootstrap.servers") {
+            return Err(Error::invalid("property `bootstrap.servers` comes from --brokers"));
+        }
+        let steps = self.steps();
+        if steps.is_empty() {
+            return Err(Error::invalid("the sweep has no steps"));
+        }
+        if steps.len() > MAX_STEPS {
+            return Err(Error::invalid(format!(
+                "the sweep has {} steps (more than {MAX_STEPS}): shorten a dimension list or give explicit cases",
+                steps.len()
+            )));
+        }
+        for (i, step) in steps.iter().enumerate() {
+            let at = || format!("step {} ({})", i + 1, step.label());
+            if step.idempotence && step.acks != Acks::All {
+                return Err(Error::invalid(format!(
+                    "{}: idempotence=true requires acks=all (librdkafka's idempotent producer forces it); \
+                     drop acks {} from the sweep, set idempotence=false, or list explicit cases",
+                    at(),
+                    step.acks
+                )));
+            }
+            if step.partitions == 0 || step.partitions > 10_000 {
+                return Err(Error::invalid(format!("{}: partitions must be 1..=10000", at())));
+            }
+            if step.producers == 0 || step.producers > 256 {
+                return Err(Error::invalid(format!("{}: producers must be 1..=256", at())));
+            }
+            if step.batch_size == 0 || step.batch_size > i32::MAX as u32 {
+                return Err(Error::invalid(format!("{}: batch_size must be 1..=2147483647 bytes", at())));
+            }
+            if step.linger_ms > 900_000 {
+                return Err(Error::invalid(format!("{}: linger_ms must be 0..=900000 (librdkafka's limit)", at())));
+            }
+            if self.payload.file.is_none() && (step.message_size as usize) < STAMP_BYTES {
+                return Err(Error::invalid(format!(
+                    "{}: message_size must be at least {STAMP_BYTES} bytes: each message carries its send time",
+                    at()
+                )));
+            }
+            if u64::from(step.message_size) > self.max_message_bytes {
+                return Err(Error::invalid(format!(
+                    "{}: message_size {} is larger than the broker allows (max_message_bytes {}); \
+                     raise max_message_bytes only if the broker's message.max.bytes is raised too",
+                    at(),
+                    step.message_size,
+                    self.max_message_bytes
+                )));
+            }
+            if let Rate::PerSecond(rate) = step.rate {
+                if rate < u64::from(step.producers) {
+                    return Err(Error::invalid(format!(
+                        "{}: rate {rate} msgs/s is below one message per second per producer",
+                        at()
+                    )));
+                }
+                if let Some(messages) = p.messages
+                    && messages / rate > 3600
+                {
+                    return Err(Error::invalid(format!("{}: {messages} messages at {rate}/s would take over an hour", at())));
+                }
+            }
+        }
+        Ok(steps)
+    }
+
+    /// The planned length of one step (for the ETA): warm-up + measured + cool-down; a
+    /// message-count phase is estimated at its rate, or at 50 000 msgs/s in a closed loop.
+    pub fn planned_step_length(&self, step: &StepConfig) -> Duration {
+        let measured = match (self.phases.messages, step.rate) {
+            (None, _) => self.phases.duration,
+            (Some(n), Rate::PerSecond(rate)) => Duration::from_secs_f64(n as f64 / rate as f64),
+            (Some(n), Rate::Max) => Duration::from_secs_f64(n as f64 / 50_000.0),
+        };
+        self.phases.warmup + measured + self.phases.cooldown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_sweep_is_small_and_varies_linger_batch_and_compression() {
+        let scenario = Scenario::default();
+        let steps = scenario.validate().unwrap();
+        assert_eq!(steps.len(), 18);
+        assert_eq!(Scenario::varied_dimensions(&steps), vec!["batch_size", "linger_ms", "compression"]);
+        let total: Duration = steps.iter().map(|s| scenario.planned_step_length(s)).sum();
+        assert!(total < Duration::from_secs(120), "{total:?}");
+    }
+
+    #[test]
+    fn cartesian_product_covers_every_combination_once() {
+        let mut scenario = Scenario::default();
+        scenario.dimensions.linger_ms = vec![0, 5];
+        scenario.dimensions.partitions = vec![1, 6];
+        scenario.dimensions.rate = vec![Rate::Max, Rate::PerSecond(1000)];
+        let steps = scenario.validate().unwrap();
+        assert_eq!(steps.len(), 2 * 2 * 3 * 2 * 2);
+        let unique: std::collections::HashSet<_> = steps.iter().collect();
+        assert_eq!(unique.len(), steps.len());
+        // The last dimension varies fastest.
+        assert_eq!(steps[0].rate, Rate::Max);
+        assert_eq!(steps[1].rate, Rate::PerSecond(1000));
+        assert_eq!(steps[0].batch_size, steps[steps.len() / 2 - 1].batch_size);
+    }
+
+    #[test]
+    fn explicit_cases_fill_gaps_from_the_first_value() {
+        let scenario = Scenario {
+            cases: vec![
+                Case { linger_ms: Some(20), ..Case::default() },
+                Case { compression: Some("zstd:7".parse().unwrap()), partitions: Some(6), ..Case::default() },
+            ],
+            ..Scenario::default()
+        };
+        let steps = scenario.validate().unwrap();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0].linger_ms, 20);
+        assert_eq!(steps[0].batch_size, 16_384);
+        assert_eq!(steps[1].compression.to_string(), "zstd:7");
+        assert_eq!(steps[1].partitions, 6);
+        assert_eq!(steps[1].linger_ms, 0);
+    }
+
+    fn rejected(change: impl FnOnce(&mut Scenario)) -> String {
+        let mut scenario = Scenario::default();
+        change(&mut scenario);
+        scenario.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_input_is_rejected_with_a_clear_message() {
+        let msg = rejected(|s| {
+            s.dimensions.idempotence = vec![true];
+            s.dimensions.acks = vec![Acks::Leader];
+        });
+        assert!(msg.contains("idempotence=true requires acks=all"), "{msg}");
+        let msg = rejected(|s| s.dimensions.message_size = vec![2_000_000]);
+        assert!(msg.contains("larger than the broker allows"), "{msg}");
+        let msg = rejected(|s| s.phases.duration = Duration::ZERO);
+        assert!(msg.contains("duration is zero"), "{msg}");
+        let msg = rejected(|s| s.phases.messages = Some(0));
+        assert!(msg.contains("message count is 0"), "{msg}");
+        let msg = rejected(|s| s.dimensions.message_size = vec![8]);
+        assert!(msg.contains("at least 16 bytes"), "{msg}");
+        let msg = rejected(|s| s.dimensions.partitions = vec![0]);
+        assert!(msg.contains("partitions must be"), "{msg}");
+        let msg = rejected(|s| s.dimensions.linger_ms = vec![]);
+        assert!(msg.contains("`linger_ms` has no values"), "{msg}");
+        let msg = rejected(|s| {
+            s.properties.insert("linger.ms".into(), "7".into());
+        });
+        assert!(msg.contains("`linger.ms` is a swept or typed setting"), "{msg}");
+        let msg = rejected(|s| s.payload.compressibility = 0.5);
+        assert!(msg.contains("compressibility"), "{msg}");
+        let msg = rejected(|s| s.dimensions.batch_size = (1..2000).collect());
+        assert!(msg.contains("more than 1000"), "{msg}");
+    }
+
+    #[test]
+    fn scenario_files_in_yaml_and_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("s.yaml");
+        std::fs::write(
+            &yaml,
+            "name: y\ndimensions:\n  linger_ms: [0, 5]\n  compression: [none, \"zstd:3\"]\n  rate: [max, 5000]\nphases:\n  duration: 3s\n  warmup: 500ms\n",
+        )
+        .unwrap();
+        let s = Scenario::from_file(&yaml).unwrap();
+        assert_eq!(s.name, "y");
+        assert_eq!(s.dimensions.rate, vec![Rate::Max, Rate::PerSecond(5000)]);
+        assert_eq!(s.phases.duration, Duration::from_secs(3));
+        assert_eq!(s.phases.warmup, Duration::from_millis(500));
+        assert_eq!(s.validate().unwrap().len(), 2 * 2 * 2 * 2);
+
+        let toml = dir.path().join("s.toml");
+        std::fs::write(
+            &toml,
+            "name = \"t\"\n[dimensions]\npartitions = [1, 6]\nacks = [\"1\", \"all\"]\n[[cases]]\nlinger_ms = 50\n[properties]\n\"socket.nagle.disable\" = \"true\"\n",
+        )
+        .unwrap();
+        let s = Scenario::from_file(&toml).unwrap();
+        assert_eq!(s.cases.len(), 1);
+        assert_eq!(s.validate().unwrap()[0].linger_ms, 50);
+        assert_eq!(s.properties["socket.nagle.disable"], "true");
+
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "dimensions:\n  lingr_ms: [1]\n").unwrap();
+        let msg = Scenario::from_file(&bad).unwrap_err().to_string();
+        assert!(msg.contains("lingr_ms"), "{msg}");
+    }
+}
