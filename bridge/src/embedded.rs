@@ -73,24 +73,21 @@ impl EmbeddedKafka {
 
     /// Creates `name` with `partitions` partitions (replication 1).
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
-        let (done, result) = mpsc::channel();
-        let command = Command::CreateTopic { name: name.to_owned(), partitions, done };
-        self.commands
-            .as_ref()
-            .and_then(|c| c.send(command).ok())
-            .ok_or_else(|| Error::Startup("embedded cluster stopped".into()))?;
-        result.recv().map_err(|_| Error::Startup("embedded cluster stopped".into()))?
+        self.request(|done| Command::CreateTopic { name: name.to_owned(), partitions, done })
     }
 
     /// Makes every broker delay its responses by `rtt` (zero restores normal speed): a
     /// stall injected for latency tests.
     pub fn set_round_trip_time(&self, rtt: std::time::Duration) -> Result<()> {
+        self.request(|done| Command::RoundTripTime { rtt, done })
+    }
+
+    /// Sends a command to the cluster's thread and waits for its answer.
+    fn request(&self, command: impl FnOnce(mpsc::Sender<Result<()>>) -> Command) -> Result<()> {
+        let stopped = || Error::Startup("embedded cluster stopped".into());
         let (done, result) = mpsc::channel();
-        self.commands
-            .as_ref()
-            .and_then(|c| c.send(Command::RoundTripTime { rtt, done }).ok())
-            .ok_or_else(|| Error::Startup("embedded cluster stopped".into()))?;
-        result.recv().map_err(|_| Error::Startup("embedded cluster stopped".into()))?
+        self.commands.as_ref().and_then(|c| c.send(command(done)).ok()).ok_or_else(stopped)?;
+        result.recv().map_err(|_| stopped())?
     }
 }
 

@@ -152,7 +152,10 @@ impl Shared {
         let now = Instant::now();
         match event {
             Event::Ack(id) => match MessageId::parse(&id).map(|id| lock(&self.state).ack(&id)) {
-                Some(Ack::Acked) => self.labels.ack("acked"),
+                Some(Ack::Acked) => {
+                    tracing::trace!(stream = %self.stream, id, "acked");
+                    self.labels.ack("acked");
+                }
                 outcome => {
                     tracing::debug!(stream = %self.stream, id, ?outcome, "ack ignored (unknown, stale or repeated)");
                     self.labels.ack("ignored");
@@ -264,6 +267,9 @@ impl Shared {
         let paused = self.paused.load(Ordering::Acquire);
         let ready = lock(&self.state).deliverable(Instant::now(), paused);
         self.labels.delivered(ready.len());
+        if !ready.is_empty() {
+            tracing::trace!(stream = %self.stream, count = ready.len(), first = %ready[0].id, "delivering");
+        }
         // The channel holds at most maxInFlightPerStream messages, which is also the most
         // the state lets be in flight, so this send does not wait on a slow reader.
         ready.into_iter().all(|message| self.outbound.blocking_send(Ok(message)).is_ok())
