@@ -64,10 +64,14 @@ impl Publisher {
         let client_config = config.producer_config(bootstrap);
         let producer = ThreadedProducer::from_config_and_context(&client_config, DeliveryContext::default())
             .map_err(|e| match e {
-                KafkaError::ClientConfig(_, description, property, value) => Error::InvalidMetadata {
-                    key: format!("kafka.{property}"),
-                    reason: format!("= `{value}` rejected by librdkafka: {description}"),
-                },
+                KafkaError::ClientConfig(_, description, property, value) => {
+                    let secret = ["password", "secret", "key", "token"].iter().any(|s| property.contains(s));
+                    let shown = if secret { "***" } else { value.as_str() };
+                    Error::InvalidMetadata {
+                        key: format!("kafka.{property}"),
+                        reason: format!("= `{shown}` rejected by librdkafka: {description}"),
+                    }
+                }
                 other => Error::kafka("creating the producer", other),
             })?;
         let publisher = Arc::new(Self {
