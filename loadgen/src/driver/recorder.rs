@@ -128,19 +128,26 @@ pub struct Recorder {
     inner: Mutex<Recorded>,
 }
 
+impl Recorded {
+    /// Nothing recorded yet.
+    fn empty() -> Recorded {
+        Recorded {
+            publish: histogram::new(),
+            delivered: 0,
+            delivered_bytes: 0,
+            last_delivery: Duration::ZERO,
+            errors: BTreeMap::new(),
+            stats: StatsAccumulator::default(),
+        }
+    }
+}
+
 impl Recorder {
     /// A recorder for one producer of the step.
     pub fn new(shared: std::sync::Arc<StepShared>) -> Recorder {
         Recorder {
             shared,
-            inner: Mutex::new(Recorded {
-                publish: histogram::new(),
-                delivered: 0,
-                delivered_bytes: 0,
-                last_delivery: Duration::ZERO,
-                errors: BTreeMap::new(),
-                stats: StatsAccumulator::default(),
-            }),
+            inner: Mutex::new(Recorded::empty()),
         }
     }
 
@@ -186,14 +193,7 @@ impl Recorder {
         let mut inner = self.lock();
         std::mem::replace(
             &mut *inner,
-            Recorded {
-                publish: histogram::new(),
-                delivered: 0,
-                delivered_bytes: 0,
-                last_delivery: Duration::ZERO,
-                errors: BTreeMap::new(),
-                stats: StatsAccumulator::default(),
-            },
+            Recorded::empty(),
         )
     }
 }
