@@ -6,10 +6,7 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const PROTOS: &[&str] = &[
-    "dapr/proto/components/v1/common.proto",
-    "dapr/proto/components/v1/pubsub.proto",
-];
+const PROTOS: &[&str] = &["dapr/proto/components/v1/common.proto", "dapr/proto/components/v1/pubsub.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {

@@ -12,9 +12,8 @@ fn ack_orders() -> Vec<(&'static str, Vec<i64>)> {
     let in_order: Vec<i64> = (0..MESSAGES).collect();
     let reversed_windows: Vec<i64> = (0..MESSAGES / 100).flat_map(|w| (w * 100..(w + 1) * 100).rev()).collect();
     // A fixed scatter: a stride coprime with the window size visits every offset once.
-    let scattered: Vec<i64> = (0..MESSAGES / 500)
-        .flat_map(|w| (0..500).map(move |i| w * 500 + (i * 137) % 500))
-        .collect();
+    let scattered: Vec<i64> =
+        (0..MESSAGES / 500).flat_map(|w| (0..500).map(move |i| w * 500 + (i * 137) % 500)).collect();
     vec![("in-order", in_order), ("reversed-100", reversed_windows), ("scattered-500", scattered)]
 }
 

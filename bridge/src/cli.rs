@@ -69,7 +69,8 @@ pub enum LogFormat {
 }
 
 fn parse_mode(value: &str) -> Result<u32, String> {
-    let mode = u32::from_str_radix(value.trim_start_matches("0o"), 8).map_err(|_| format!("`{value}` is not an octal mode"))?;
+    let mode = u32::from_str_radix(value.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("`{value}` is not an octal mode"))?;
     if mode > 0o777 {
         return Err(format!("`{value}` is not a file mode (000 to 777)"));
     }

@@ -38,10 +38,7 @@ pub(crate) struct Metadata<'a> {
 
 impl<'a> Metadata<'a> {
     pub(crate) fn new(properties: &'a HashMap<String, String>) -> Self {
-        let by_lower = properties
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), (k.as_str(), v.as_str())))
-            .collect();
+        let by_lower = properties.iter().map(|(k, v)| (k.to_ascii_lowercase(), (k.as_str(), v.as_str()))).collect();
         Self { by_lower }
     }
 
@@ -51,16 +48,11 @@ impl<'a> Metadata<'a> {
 
     /// A present, non-blank value (blank values count as absent, as in Dapr YAMLs).
     pub(crate) fn text(&self, key: &str) -> Result<Option<&'a str>> {
-        Ok(self
-            .by_lower
-            .get(&key.to_ascii_lowercase())
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty()))
+        Ok(self.by_lower.get(&key.to_ascii_lowercase()).map(|(_, v)| v.trim()).filter(|v| !v.is_empty()))
     }
 
     pub(crate) fn required(&self, key: &str, needed_by: &str) -> Result<&'a str> {
-        self.text(key)?
-            .ok_or_else(|| self.invalid(key, format!("is required with {needed_by}")))
+        self.text(key)?.ok_or_else(|| self.invalid(key, format!("is required with {needed_by}")))
     }
 
     pub(crate) fn invalid(&self, key: &str, reason: impl Into<String>) -> Error {
@@ -68,9 +60,7 @@ impl<'a> Metadata<'a> {
     }
 
     fn parse<T>(&self, key: &str, parse: impl FnOnce(&str) -> std::result::Result<T, String>) -> Result<Option<T>> {
-        self.text(key)?
-            .map(|v| parse(v).map_err(|reason| self.invalid(key, reason)))
-            .transpose()
+        self.text(key)?.map(|v| parse(v).map_err(|reason| self.invalid(key, reason))).transpose()
     }
 
     pub(crate) fn boolean(&self, key: &str) -> Result<Option<bool>> {
@@ -93,14 +83,10 @@ impl<'a> Metadata<'a> {
 
     fn choice<T: Copy>(&self, key: &str, choices: &[(&str, T)]) -> Result<Option<T>> {
         self.parse(key, |v| {
-            choices
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(v))
-                .map(|(_, value)| *value)
-                .ok_or_else(|| {
-                    let names: Vec<_> = choices.iter().map(|(n, _)| *n).collect();
-                    format!("`{v}` is not accepted (accepted: {})", names.join(", "))
-                })
+            choices.iter().find(|(name, _)| name.eq_ignore_ascii_case(v)).map(|(_, value)| *value).ok_or_else(|| {
+                let names: Vec<_> = choices.iter().map(|(n, _)| *n).collect();
+                format!("`{v}` is not accepted (accepted: {})", names.join(", "))
+            })
         })
     }
 
@@ -282,11 +268,7 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
 ];
 
 /// Properties the bridge manages itself: at-least-once depends on them.
-const MANAGED_PROPERTIES: &[&str] = &[
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-    "enable.partition.eof",
-];
+const MANAGED_PROPERTIES: &[&str] = &["enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof"];
 
 impl ComponentConfig {
     /// Parses and validates Init metadata.
@@ -355,7 +337,9 @@ impl ComponentConfig {
         let heartbeat_interval = meta.duration("heartbeatInterval", ms(1), ms(3_600_000))?;
         if let (Some(hb), Some(st)) = (heartbeat_interval, session_timeout) {
             if hb >= st {
-                return Err(meta.invalid("heartbeatInterval", format!("{hb:?} must be shorter than sessionTimeout {st:?}")));
+                return Err(
+                    meta.invalid("heartbeatInterval", format!("{hb:?} must be shorter than sessionTimeout {st:?}"))
+                );
             }
         }
         let retry_backoff = meta.duration("retryBackoff", ms(1), ms(3_600_000))?.unwrap_or(Duration::from_secs(1));
@@ -368,8 +352,7 @@ impl ComponentConfig {
             Some(_) => meta.integer("maxRetries", 0, u32::MAX as u64)?.map(|n| n as u32),
             None => Some(3),
         };
-        let max_in_flight_per_stream =
-            meta.integer("maxInFlightPerStream", 1, 1_000_000)?.unwrap_or(1000) as usize;
+        let max_in_flight_per_stream = meta.integer("maxInFlightPerStream", 1, 1_000_000)?.unwrap_or(1000) as usize;
         let subscriber = SubscriberSettings {
             initial_offset: meta
                 .choice("initialOffset", &[("newest", InitialOffset::Newest), ("oldest", InitialOffset::Oldest)])?
@@ -397,23 +380,33 @@ impl ComponentConfig {
             max_retry_backoff,
             dead_letter_topic: meta.text("deadLetterTopic")?.map(str::to_owned),
             commit_interval: meta.duration("commitInterval", ms(10), ms(3_600_000))?.unwrap_or(Duration::from_secs(1)),
-            revoke_ack_timeout: meta.duration("revokeAckTimeout", Duration::ZERO, ms(600_000))?.unwrap_or(Duration::from_secs(5)),
+            revoke_ack_timeout: meta
+                .duration("revokeAckTimeout", Duration::ZERO, ms(600_000))?
+                .unwrap_or(Duration::from_secs(5)),
         };
 
         let exclude_header_regex = meta
             .text("excludeHeaderMetaRegex")?
-            .map(|r| Regex::new(r).map_err(|e| meta.invalid("excludeHeaderMetaRegex", format!("is not a valid regex: {e}"))))
+            .map(|r| {
+                Regex::new(r).map_err(|e| meta.invalid("excludeHeaderMetaRegex", format!("is not a valid regex: {e}")))
+            })
             .transpose()?;
 
         let mut passthrough = Vec::new();
         let mut warnings = Vec::new();
         for (key, value) in meta.keys() {
-            if key.len() > PASSTHROUGH_PREFIX.len() && key[..PASSTHROUGH_PREFIX.len()].eq_ignore_ascii_case(PASSTHROUGH_PREFIX) {
+            if key.len() > PASSTHROUGH_PREFIX.len()
+                && key[..PASSTHROUGH_PREFIX.len()].eq_ignore_ascii_case(PASSTHROUGH_PREFIX)
+            {
                 let property = &key[PASSTHROUGH_PREFIX.len()..];
                 if MANAGED_PROPERTIES.contains(&property) {
-                    return Err(meta.invalid(key, "is managed by the bridge (offsets are committed only after daprd acks)"));
+                    return Err(
+                        meta.invalid(key, "is managed by the bridge (offsets are committed only after daprd acks)")
+                    );
                 }
-                if let Some((_, typed)) = OWNED_PROPERTIES.iter().chain(auth::OWNED_PROPERTIES).find(|(p, _)| *p == property) {
+                if let Some((_, typed)) =
+                    OWNED_PROPERTIES.iter().chain(auth::OWNED_PROPERTIES).find(|(p, _)| *p == property)
+                {
                     if meta.contains(typed) {
                         return Err(meta.invalid(key, format!("clashes with `{typed}`; set only one of them")));
                     }

@@ -112,9 +112,9 @@ pub(crate) fn rdkafka_code(error: &KafkaError) -> Option<RDKafkaErrorCode> {
 pub fn kafka_code(error: &KafkaError) -> Code {
     use RDKafkaErrorCode as K;
     match rdkafka_code(error) {
-        Some(K::MessageSizeTooLarge | K::InvalidMessageSize | K::InvalidMessage | K::InvalidRecord | K::InvalidArgument) => {
-            Code::InvalidArgument
-        }
+        Some(
+            K::MessageSizeTooLarge | K::InvalidMessageSize | K::InvalidMessage | K::InvalidRecord | K::InvalidArgument,
+        ) => Code::InvalidArgument,
         Some(K::UnknownTopicOrPartition | K::UnknownTopic | K::UnknownPartition) => Code::NotFound,
         Some(
             K::TopicAuthorizationFailed

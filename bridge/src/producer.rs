@@ -62,8 +62,8 @@ impl Publisher {
     /// Creates the producer and checks, within `initTimeout`, that the cluster answers.
     pub async fn connect(config: &ComponentConfig, bootstrap: &str, instance: &str) -> Result<Arc<Self>> {
         let client_config = config.producer_config(bootstrap);
-        let producer = ThreadedProducer::from_config_and_context(&client_config, DeliveryContext::default())
-            .map_err(|e| match e {
+        let producer = ThreadedProducer::from_config_and_context(&client_config, DeliveryContext::default()).map_err(
+            |e| match e {
                 KafkaError::ClientConfig(_, description, property, value) => {
                     let secret = ["password", "secret", "key", "token"].iter().any(|s| property.contains(s));
                     let shown = if secret { "***" } else { value.as_str() };
@@ -73,7 +73,8 @@ impl Publisher {
                     }
                 }
                 other => Error::kafka("creating the producer", other),
-            })?;
+            },
+        )?;
         let publisher = Arc::new(Self {
             instance: crate::instances::display_name(instance).to_owned(),
             producer,
@@ -82,9 +83,10 @@ impl Publisher {
         });
         let probe = publisher.clone();
         let timeout = config.init_timeout;
-        let answered = tokio::task::spawn_blocking(move || probe.producer.client().fetch_metadata(None, timeout).map(|_| ()))
-            .await
-            .expect("metadata probe panicked");
+        let answered =
+            tokio::task::spawn_blocking(move || probe.producer.client().fetch_metadata(None, timeout).map(|_| ()))
+                .await
+                .expect("metadata probe panicked");
         if let Err(error) = answered {
             let last = publisher.producer.context().last_error.lock().unwrap_or_else(|e| e.into_inner()).take();
             let auth = matches!(
@@ -162,7 +164,8 @@ impl Publisher {
                         return Err(Error::QueueFull(format!("topic `{topic}`")));
                     }
                     // A short ceiling on the wait covers room made by purges, which send no report.
-                    let _ = tokio::time::timeout_at(deadline.min(Instant::now() + Duration::from_millis(100)), room).await;
+                    let _ =
+                        tokio::time::timeout_at(deadline.min(Instant::now() + Duration::from_millis(100)), room).await;
                 }
                 Err((error, _)) => return Err(Error::kafka(format!("topic `{topic}`"), error)),
             }

@@ -70,7 +70,8 @@ impl Bridge {
                 .register_encoded_file_descriptor_set(dapr_kafka_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
-        let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| Error::Startup(format!("reflection: {e}")))?;
+        let reflection_v1alpha =
+            reflection().build_v1alpha().map_err(|e| Error::Startup(format!("reflection: {e}")))?;
         let reflection_v1 = reflection().build_v1().map_err(|e| Error::Startup(format!("reflection: {e}")))?;
 
         tracing::info!(socket = %socket.path().display(), "serving dapr.proto.components.v1.PubSub");

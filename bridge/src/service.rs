@@ -27,12 +27,7 @@ impl PubSubService {
 }
 
 fn instance_name<T>(request: &Request<T>) -> String {
-    request
-        .metadata()
-        .get(COMPONENT_INSTANCE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+    request.metadata().get(COMPONENT_INSTANCE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 #[tonic::async_trait]
@@ -57,7 +52,8 @@ impl dapr_kafka_proto::PubSub for PubSubService {
         if request.topic.is_empty() {
             return Err(Error::InvalidRequest("topic is empty".into()).into());
         }
-        let message = Outgoing { payload: &request.data, metadata: &request.metadata, content_type: &request.content_type };
+        let message =
+            Outgoing { payload: &request.data, metadata: &request.metadata, content_type: &request.content_type };
         let no_request_metadata = Default::default();
         let failures = instance.publisher.publish(&request.topic, &no_request_metadata, std::iter::once(message)).await;
         match failures.into_iter().next() {
@@ -66,7 +62,10 @@ impl dapr_kafka_proto::PubSub for PubSubService {
         }
     }
 
-    async fn bulk_publish(&self, request: Request<BulkPublishRequest>) -> Result<Response<BulkPublishResponse>, Status> {
+    async fn bulk_publish(
+        &self,
+        request: Request<BulkPublishRequest>,
+    ) -> Result<Response<BulkPublishResponse>, Status> {
         let instance = self.instances.get(&instance_name(&request))?;
         let request = request.into_inner();
         if request.topic.is_empty() {

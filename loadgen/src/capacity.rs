@@ -56,7 +56,8 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
         .copied()
         .filter(|s| {
             !ok.iter().any(|o| {
-                (throughput(o) > throughput(s) && p99(o) <= p99(s)) || (throughput(o) >= throughput(s) && p99(o) < p99(s))
+                (throughput(o) > throughput(s) && p99(o) <= p99(s))
+                    || (throughput(o) >= throughput(s) && p99(o) < p99(s))
             })
         })
         .collect();
@@ -118,7 +119,9 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
             .collect();
         if let Some(&target) = rates.iter().max() {
             let needed = (target as f64 / (per_producer * HEADROOM)).ceil().max(1.0);
-            advice.push(format!("For {target} msgs/s (the highest rate swept) plan {needed:.0} producer(s) with those settings."));
+            advice.push(format!(
+                "For {target} msgs/s (the highest rate swept) plan {needed:.0} producer(s) with those settings."
+            ));
         }
     }
     for s in &ok {
@@ -133,7 +136,9 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
     }
     let failed = result.steps.iter().filter(|s| !s.ok()).count();
     if failed > 0 {
-        advice.push(format!("{failed} step(s) failed; their reasons are listed below and they are excluded from the advice."));
+        advice.push(format!(
+            "{failed} step(s) failed; their reasons are listed below and they are excluded from the advice."
+        ));
     }
     Analysis { best_throughput, best_p99, frontier, effects, advice }
 }

@@ -154,14 +154,17 @@ pub fn parse_size(s: &str) -> Result<u64> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.replace('_', "").parse().map_err(|_| Error::invalid(format!("size `{s}` is not a number of bytes")))?;
+    let n: u64 =
+        digits.replace('_', "").parse().map_err(|_| Error::invalid(format!("size `{s}` is not a number of bytes")))?;
     let factor = match unit.trim() {
         "" | "B" | "b" => 1,
         "k" | "K" | "KiB" | "kib" => 1024,
         "KB" | "kB" | "kb" => 1000,
         "m" | "M" | "MiB" | "mib" => 1 << 20,
         "MB" | "mb" => 1_000_000,
-        other => return Err(Error::invalid(format!("size unit `{other}` in `{s}` is unknown: use B, KiB, KB, MiB or MB"))),
+        other => {
+            return Err(Error::invalid(format!("size unit `{other}` in `{s}` is unknown: use B, KiB, KB, MiB or MB")));
+        }
     };
     n.checked_mul(factor).ok_or_else(|| Error::invalid(format!("size `{s}` is too large")))
 }
@@ -247,9 +250,7 @@ impl SweepArgs {
             s.end_to_end = false;
         }
         for p in &self.property {
-            let (k, v) = p
-                .split_once('=')
-                .ok_or_else(|| Error::invalid(format!("property `{p}` is not key=value")))?;
+            let (k, v) = p.split_once('=').ok_or_else(|| Error::invalid(format!("property `{p}` is not key=value")))?;
             s.properties.insert(k.trim().to_owned(), v.trim().to_owned());
         }
         Ok(s)
@@ -288,8 +289,22 @@ mod tests {
     #[test]
     fn flags_become_a_scenario() {
         let a = parse(&[
-            "--linger-ms", "0,5,50", "--compression", "none,lz4,zstd:3", "--partitions", "1,6", "--batch-size", "16KiB,1MB",
-            "--rate", "max,5000", "--duration", "3s", "--message-size", "512", "-X", "socket.nagle.disable=true",
+            "--linger-ms",
+            "0,5,50",
+            "--compression",
+            "none,lz4,zstd:3",
+            "--partitions",
+            "1,6",
+            "--batch-size",
+            "16KiB,1MB",
+            "--rate",
+            "max,5000",
+            "--duration",
+            "3s",
+            "--message-size",
+            "512",
+            "-X",
+            "socket.nagle.disable=true",
         ]);
         let s = a.scenario().unwrap();
         assert_eq!(s.dimensions.linger_ms, vec![0, 5, 50]);
@@ -307,7 +322,13 @@ mod tests {
         assert!(parse(&["--message-size", "1 parsec"]).scenario().unwrap_err().to_string().contains("unknown"));
         assert!(parse(&["-X", "nokey"]).scenario().unwrap_err().to_string().contains("key=value"));
         assert!(parse(&["--inject-stall", "1s"]).stall().unwrap_err().to_string().contains("AFTER+LENGTH"));
-        assert!(parse(&["--brokers", "x:1", "--inject-stall", "1s+1s"]).stall().unwrap_err().to_string().contains("embedded"));
+        assert!(
+            parse(&["--brokers", "x:1", "--inject-stall", "1s+1s"])
+                .stall()
+                .unwrap_err()
+                .to_string()
+                .contains("embedded")
+        );
         let stall = parse(&["--inject-stall", "500ms+1s"]).stall().unwrap().unwrap();
         assert_eq!(stall.after, Duration::from_millis(500));
         assert_eq!(stall.length, Duration::from_secs(1));

@@ -46,7 +46,12 @@ pub struct Throughput {
 impl Throughput {
     fn over(messages: u64, bytes: u64, seconds: f64) -> Throughput {
         let seconds = seconds.max(1e-9);
-        Throughput { messages, bytes, msgs_per_sec: messages as f64 / seconds, mb_per_sec: bytes as f64 / 1e6 / seconds }
+        Throughput {
+            messages,
+            bytes,
+            msgs_per_sec: messages as f64 / seconds,
+            mb_per_sec: bytes as f64 / 1e6 / seconds,
+        }
     }
 }
 
@@ -247,7 +252,10 @@ pub fn run_step(
     let failure = client.fatal.or_else(|| problems.first().cloned()).or_else(|| {
         (delivered == 0).then(|| {
             let kinds: Vec<String> = errors.iter().map(|(k, n)| format!("{k}×{n}")).collect();
-            format!("no measured message was delivered (errors: {})", if kinds.is_empty() { "none".into() } else { kinds.join(", ") })
+            format!(
+                "no measured message was delivered (errors: {})",
+                if kinds.is_empty() { "none".into() } else { kinds.join(", ") }
+            )
         })
     });
     let mut notes = Vec::new();
@@ -270,5 +278,10 @@ pub fn run_step(
         errors,
         librdkafka: stats.finish(),
     };
-    Ok(StepOutcome { measurement, histograms: Histograms { publish, end_to_end: e2e, send_delay, started }, failure, notes })
+    Ok(StepOutcome {
+        measurement,
+        histograms: Histograms { publish, end_to_end: e2e, send_delay, started },
+        failure,
+        notes,
+    })
 }

@@ -68,7 +68,12 @@ pub fn run(command: Command) -> Result<()> {
             DirectKafka::connect(&brokers, std::time::Duration::from_secs(10))?.create_topic(&topic, partitions)
         }
         Command::Compare { a, b, out } => {
-            let text = report::compare::render(&report::load(&a)?, &a.display().to_string(), &report::load(&b)?, &b.display().to_string());
+            let text = report::compare::render(
+                &report::load(&a)?,
+                &a.display().to_string(),
+                &report::load(&b)?,
+                &b.display().to_string(),
+            );
             if let Some(out) = out {
                 report::write(&out, &text)?;
             }

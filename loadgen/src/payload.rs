@@ -218,7 +218,8 @@ mod tests {
     fn sampled_payloads_report_their_own_compressibility() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("real.jsonl");
-        let lines: String = (0..500).map(|i| format!("{{\"id\":{i},\"name\":\"customer-{i}\",\"ok\":true}}\n")).collect();
+        let lines: String =
+            (0..500).map(|i| format!("{{\"id\":{i},\"name\":\"customer-{i}\",\"ok\":true}}\n")).collect();
         std::fs::write(&path, lines).unwrap();
         let payloads = Payloads::from_file(&path).unwrap();
         assert_eq!(payloads.len(), 500);

@@ -28,7 +28,10 @@ struct State {
 impl Progress {
     /// A progress display for `scenario`.
     pub fn new(scenario: &Scenario, quiet: bool) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(0), if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
+        let bar = ProgressBar::with_draw_target(
+            Some(0),
+            if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+        );
         bar.set_style(
             ProgressStyle::with_template("[{elapsed_precise}] {wide_bar} {percent:>3}% ETA {eta}\n{msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),

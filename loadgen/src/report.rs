@@ -21,7 +21,8 @@ pub fn write_all(result: &SweepResult, dir: &Path) -> Result<Outputs> {
         markdown: dir.join("summary.md"),
         html: dir.join("report.html"),
     };
-    let json = serde_json::to_string_pretty(result).map_err(|e| Error::io("serialising results", std::io::Error::other(e)))?;
+    let json =
+        serde_json::to_string_pretty(result).map_err(|e| Error::io("serialising results", std::io::Error::other(e)))?;
     write(&outputs.json, &json)?;
     write(&outputs.csv, &csv::render(result))?;
     write_rendered(result, &outputs)?;
@@ -40,7 +41,10 @@ pub fn load(path: &Path) -> Result<SweepResult> {
     let result: SweepResult = serde_json::from_str(&text)
         .map_err(|e| Error::BadResult { path: path.display().to_string(), reason: e.to_string() })?;
     if result.format != FORMAT {
-        return Err(Error::BadResult { path: path.display().to_string(), reason: format!("format `{}`, expected `{FORMAT}`", result.format) });
+        return Err(Error::BadResult {
+            path: path.display().to_string(),
+            reason: format!("format `{}`, expected `{FORMAT}`", result.format),
+        });
     }
     Ok(result)
 }
@@ -126,8 +130,18 @@ pub(crate) mod tests {
                     }),
                     measurement: Some(Measurement {
                         measured_seconds: 2.0,
-                        produced: Throughput { messages: 2 * tput as u64, bytes: 2048 * tput as u64, msgs_per_sec: tput, mb_per_sec: tput * 1024.0 / 1e6 },
-                        consumed: Some(Throughput { messages: 2 * tput as u64, bytes: 2048 * tput as u64, msgs_per_sec: tput, mb_per_sec: tput * 1024.0 / 1e6 }),
+                        produced: Throughput {
+                            messages: 2 * tput as u64,
+                            bytes: 2048 * tput as u64,
+                            msgs_per_sec: tput,
+                            mb_per_sec: tput * 1024.0 / 1e6,
+                        },
+                        consumed: Some(Throughput {
+                            messages: 2 * tput as u64,
+                            bytes: 2048 * tput as u64,
+                            msgs_per_sec: tput,
+                            mb_per_sec: tput * 1024.0 / 1e6,
+                        }),
                         publish_latency: p(100 + 10 * config.linger_ms as u64 * 100),
                         end_to_end_latency: Some(p(300 + config.linger_ms as u64 * 1000)),
                         send_delay: matches!(config.rate, Rate::PerSecond(_)).then(|| p(5)),

@@ -157,7 +157,12 @@ pub struct Phases {
 
 impl Default for Phases {
     fn default() -> Self {
-        Phases { warmup: Duration::from_secs(1), duration: Duration::from_secs(2), messages: None, cooldown: Duration::from_millis(500) }
+        Phases {
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(2),
+            messages: None,
+            cooldown: Duration::from_millis(500),
+        }
     }
 }
 
@@ -246,8 +251,17 @@ impl StepConfig {
 }
 
 /// The names of the dimensions, in table order.
-pub const DIMENSIONS: [&str; 9] =
-    ["batch_size", "linger_ms", "compression", "partitions", "message_size", "acks", "idempotence", "producers", "rate"];
+pub const DIMENSIONS: [&str; 9] = [
+    "batch_size",
+    "linger_ms",
+    "compression",
+    "partitions",
+    "message_size",
+    "acks",
+    "idempotence",
+    "producers",
+    "rate",
+];
 
 /// Librdkafka properties the sweep owns; `properties` may not set them.
 const TYPED_PROPERTIES: [&str; 12] = [
@@ -372,7 +386,9 @@ impl Scenario {
             return Err(Error::invalid("measured message count is 0: measure at least one message"));
         }
         if p.messages.is_none() && p.duration.is_zero() {
-            return Err(Error::invalid("measured duration is zero: give a positive duration (e.g. 5s) or a message count"));
+            return Err(Error::invalid(
+                "measured duration is zero: give a positive duration (e.g. 5s) or a message count",
+            ));
         }
         if self.max_in_flight == 0 {
             return Err(Error::invalid("max_in_flight is 0: at least one message must be allowed in flight"));
@@ -451,7 +467,10 @@ impl Scenario {
                 if let Some(messages) = p.messages
                     && messages / rate > 3600
                 {
-                    return Err(Error::invalid(format!("{}: {messages} messages at {rate}/s would take over an hour", at())));
+                    return Err(Error::invalid(format!(
+                        "{}: {messages} messages at {rate}/s would take over an hour",
+                        at()
+                    )));
                 }
             }
         }

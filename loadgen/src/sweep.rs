@@ -138,7 +138,12 @@ pub struct Outputs {
 }
 
 /// Validates `scenario`, runs every step against `target` and writes all files to `out_dir`.
-pub fn run(target: &dyn Target, scenario: &Scenario, out_dir: &Path, observer: &dyn Observer) -> Result<(SweepResult, Outputs)> {
+pub fn run(
+    target: &dyn Target,
+    scenario: &Scenario,
+    out_dir: &Path,
+    observer: &dyn Observer,
+) -> Result<(SweepResult, Outputs)> {
     let steps = scenario.validate()?;
     let payload_file = scenario.payload.file.as_ref().map(|f| Payloads::from_file(Path::new(f))).transpose()?;
     if let Some(p) = &payload_file
@@ -166,9 +171,9 @@ pub fn run(target: &dyn Target, scenario: &Scenario, out_dir: &Path, observer: &
         observer.step_started(i, step);
         let payloads = match &payload_file {
             Some(p) => p,
-            None => generated
-                .entry(step.message_size)
-                .or_insert_with(|| Payloads::generate(step.message_size as usize, scenario.payload.compressibility, 42)),
+            None => generated.entry(step.message_size).or_insert_with(|| {
+                Payloads::generate(step.message_size as usize, scenario.payload.compressibility, 42)
+            }),
         };
         let topic = format!("loadgen-{run_id}-{:03}", i + 1);
         let mut result = StepResult {

@@ -27,8 +27,24 @@ fn a_tiny_embedded_sweep_then_report_and_compare() {
     let out = dir.path().join("run");
     let out_str = out.to_str().unwrap();
     let run = loadgen(&[
-        "sweep", "--linger-ms", "0,5", "--compression", "none", "--batch-size", "16384", "--rate", "1000",
-        "--warmup", "200ms", "--duration", "500ms", "--cooldown", "100ms", "--no-progress", "--out", out_str,
+        "sweep",
+        "--linger-ms",
+        "0,5",
+        "--compression",
+        "none",
+        "--batch-size",
+        "16384",
+        "--rate",
+        "1000",
+        "--warmup",
+        "200ms",
+        "--duration",
+        "500ms",
+        "--cooldown",
+        "100ms",
+        "--no-progress",
+        "--out",
+        out_str,
     ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");

@@ -116,6 +116,10 @@ pub fn bridge_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
     let binary = profile_dir.join("kafka-pubsub-bridge");
-    assert!(binary.exists(), "{} missing: run `cargo test --workspace` (it builds the bridge binary)", binary.display());
+    assert!(
+        binary.exists(),
+        "{} missing: run `cargo test --workspace` (it builds the bridge binary)",
+        binary.display()
+    );
     binary
 }

@@ -119,7 +119,9 @@ impl Broker {
             loop {
                 match producer.client().fetch_metadata(None, Duration::from_secs(1)) {
                     Ok(_) => return,
-                    Err(e) if started.elapsed() > Duration::from_secs(30) => panic!("broker at {bootstrap} not ready: {e}"),
+                    Err(e) if started.elapsed() > Duration::from_secs(30) => {
+                        panic!("broker at {bootstrap} not ready: {e}")
+                    }
                     Err(_) => std::thread::sleep(Duration::from_millis(100)),
                 }
             }

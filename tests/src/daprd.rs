@@ -9,10 +9,10 @@ use dapr_kafka_proto::{COMPONENT_INSTANCE_HEADER, PubSubClient};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
+use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
 use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
 
 /// Connects a channel to a Unix socket.
 pub async fn channel(socket: &Path) -> Channel {
@@ -30,7 +30,10 @@ pub async fn channel(socket: &Path) -> Channel {
 /// Lists services through reflection v1alpha, the way daprd discovers components.
 pub async fn list_services_v1alpha(socket: &Path) -> Vec<String> {
     let mut client = ServerReflectionClient::new(channel(socket).await);
-    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut responses = client.server_reflection_info(futures::stream::iter([request])).await.unwrap().into_inner();
     let response = responses.message().await.unwrap().expect("a reflection response");
     match response.message_response {
@@ -183,7 +186,8 @@ impl Subscription {
 
     /// Acks a message.
     pub async fn ack(&self, id: &str) {
-        let _ = self.requests.send(PullMessagesRequest { topic: None, ack_message_id: id.into(), ack_error: None }).await;
+        let _ =
+            self.requests.send(PullMessagesRequest { topic: None, ack_message_id: id.into(), ack_error: None }).await;
     }
 
     /// Reports that the app failed a message.

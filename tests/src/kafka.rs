@@ -42,7 +42,8 @@ pub(crate) async fn create_topic_with_admin(bootstrap: &str, topic: &str, partit
 }
 
 /// Waits until `topic` has `partitions` partitions in the cluster's metadata.
-pub(crate) async fn wait_for_topic(bootstrap: &str, topic: &str, partitions: i32) {    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+pub(crate) async fn wait_for_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
     let started = Instant::now();
     loop {
         let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(2));
@@ -104,7 +105,12 @@ pub async fn read_back(bootstrap: &str, topic: &str, expected: usize, timeout: D
                         .headers()
                         .map(|h| {
                             h.iter()
-                                .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                                .map(|h| {
+                                    (
+                                        h.key.to_owned(),
+                                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                                    )
+                                })
                                 .collect()
                         })
                         .unwrap_or_default(),

@@ -10,13 +10,13 @@
 //!
 //! Every test gets random topic and group names ([`unique`]), so tests share nothing.
 
-pub mod broker;
 pub mod bridge;
+pub mod broker;
 pub mod daprd;
 pub mod kafka;
 
-pub use broker::{Broker, BrokerKind};
 pub use bridge::BridgeUnderTest;
+pub use broker::{Broker, BrokerKind};
 pub use daprd::Daprd;
 pub use kafka::{Record, produce, read_back};
 

@@ -28,7 +28,12 @@ fn short_scenario() -> Scenario {
             rate: Some(Rate::PerSecond(2000)),
             ..Case::default()
         },
-        Case { linger_ms: Some(5), compression: Some("zstd:3".parse().unwrap()), partitions: Some(6), ..Case::default() },
+        Case {
+            linger_ms: Some(5),
+            compression: Some("zstd:3".parse().unwrap()),
+            partitions: Some(6),
+            ..Case::default()
+        },
     ];
     s
 }
@@ -134,7 +139,12 @@ async fn open_loop_percentiles_show_a_stall_the_closed_loop_hides() {
         s.phases.cooldown = Duration::from_millis(200);
         s.dimensions.message_size = vec![256];
         s.cases = vec![
-            Case { linger_ms: Some(0), partitions: Some(1), compression: Some("none".parse().unwrap()), ..Case::default() },
+            Case {
+                linger_ms: Some(0),
+                partitions: Some(1),
+                compression: Some("none".parse().unwrap()),
+                ..Case::default()
+            },
             Case {
                 linger_ms: Some(0),
                 partitions: Some(1),
@@ -143,7 +153,9 @@ async fn open_loop_percentiles_show_a_stall_the_closed_loop_hides() {
                 ..Case::default()
             },
         ];
-        let target = Box::new(DirectKafka::embedded(1, Some(Stall { after: Duration::from_millis(600), length: stall })).unwrap());
+        let target = Box::new(
+            DirectKafka::embedded(1, Some(Stall { after: Duration::from_millis(600), length: stall })).unwrap(),
+        );
         run(target, s, &dir, &Silent)
     })
     .await

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use testkit::broker::free_port;
-use testkit::{Broker, BrokerKind, BridgeUnderTest, Daprd, unique};
+use testkit::{BridgeUnderTest, Broker, BrokerKind, Daprd, unique};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;

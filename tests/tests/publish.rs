@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use testkit::daprd::{list_services_v1alpha, map};
-use testkit::{Broker, BridgeUnderTest, Daprd, broker_tests, read_back, unique};
+use testkit::{BridgeUnderTest, Broker, Daprd, broker_tests, read_back, unique};
 use tonic::Code;
 
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
@@ -31,13 +31,22 @@ async fn publish_round_trip(broker: Broker) {
     let bridge = BridgeUnderTest::in_process(None);
     let mut daprd = Daprd::connect(bridge.socket(), Some("orders-pubsub")).await;
     daprd
-        .init(&[("brokers", broker.bootstrap()), ("consumerID", "app"), ("excludeHeaderMetaRegex", "^internal-"), ("linger", "1ms")])
+        .init(&[
+            ("brokers", broker.bootstrap()),
+            ("consumerID", "app"),
+            ("excludeHeaderMetaRegex", "^internal-"),
+            ("linger", "1ms"),
+        ])
         .await
         .unwrap();
     assert_eq!(daprd.features().await, vec!["BULK_PUBSUB".to_owned()]);
 
     daprd
-        .publish(&topic, b"{\"id\":1}", &[("partitionKey", "order-1"), ("traceparent", "00-aa-bb-01"), ("internal-x", "hidden")])
+        .publish(
+            &topic,
+            b"{\"id\":1}",
+            &[("partitionKey", "order-1"), ("traceparent", "00-aa-bb-01"), ("internal-x", "hidden")],
+        )
         .await
         .unwrap();
     daprd.publish(&topic, b"{\"id\":2}", &[("partitionNumber", "2"), ("__key", "k2")]).await.unwrap();
@@ -69,11 +78,16 @@ async fn bulk_publish_reports_exactly_the_failed_entries(broker: Broker) {
             let size = if i % 50 == 7 { 20_000 } else { 100 };
             let mut payload = format!("entry-{i:04}-").into_bytes();
             payload.resize(size, b'.');
-            let metadata = if i % 10 == 3 { map(&[("partitionNumber", "-4")]) } else { map(&[("partitionKey", &format!("k{i}"))]) };
+            let metadata = if i % 10 == 3 {
+                map(&[("partitionNumber", "-4")])
+            } else {
+                map(&[("partitionKey", &format!("k{i}"))])
+            };
             (format!("id-{i}"), payload, metadata)
         })
         .collect();
-    let expected_failed: Vec<String> = (0..300).filter(|i| i % 50 == 7 || i % 10 == 3).map(|i| format!("id-{i}")).collect();
+    let expected_failed: Vec<String> =
+        (0..300).filter(|i| i % 50 == 7 || i % 10 == 3).map(|i| format!("id-{i}")).collect();
     let failed = daprd.bulk_publish(&topic, entries).await.unwrap();
     let mut failed_ids: Vec<String> = failed.iter().map(|f| f.entry_id.clone()).collect();
     failed_ids.sort();
@@ -83,7 +97,12 @@ async fn bulk_publish_reports_exactly_the_failed_entries(broker: Broker) {
     for f in &failed {
         assert!(!f.error.is_empty(), "each failure says why: {f:?}");
     }
-    assert!(failed.iter().any(|f| f.error.contains("too large") || f.error.contains("Too large") || f.error.contains("size")), "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.error.contains("too large") || f.error.contains("Too large") || f.error.contains("size")),
+        "{failed:?}"
+    );
 
     let delivered = 300 - expected_failed.len();
     let records = read_back(broker.bootstrap(), &topic, delivered + 1, Duration::from_secs(8)).await;
@@ -229,7 +248,13 @@ async fn sigterm_with_publishes_in_flight_loses_no_acknowledged_message(broker: 
     let records = read_back(broker.bootstrap(), &topic, acked.len(), READ_TIMEOUT).await;
     let stored: std::collections::HashSet<Vec<u8>> = records.into_iter().map(|r| r.payload).collect();
     let lost: Vec<_> = acked.iter().filter(|p| !stored.contains(p.as_bytes())).collect();
-    assert!(lost.is_empty(), "{} of {} acknowledged messages lost: {:?}", lost.len(), acked.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged messages lost: {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
 }
 
 async fn a_bulk_larger_than_the_producer_queue_waits_for_room(broker: Broker) {
@@ -240,7 +265,11 @@ async fn a_bulk_larger_than_the_producer_queue_waits_for_room(broker: Broker) {
     daprd.init(&[("brokers", broker.bootstrap()), ("queueMaxMessages", "10"), ("batchMessages", "5")]).await.unwrap();
     let entries = (0..500).map(|i| (format!("e{i}"), format!("m{i}").into_bytes(), HashMap::new())).collect();
     let failed = daprd.bulk_publish(&topic, entries).await.unwrap();
-    assert!(failed.is_empty(), "a full queue means waiting for room, not failing: {:?}", &failed[..failed.len().min(3)]);
+    assert!(
+        failed.is_empty(),
+        "a full queue means waiting for room, not failing: {:?}",
+        &failed[..failed.len().min(3)]
+    );
     assert_eq!(read_back(broker.bootstrap(), &topic, 500, READ_TIMEOUT).await.len(), 500);
     assert!(bridge.stop().await);
 }

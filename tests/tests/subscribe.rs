@@ -10,7 +10,7 @@ use dapr_kafka_proto::components::PullMessagesResponse;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use testkit::broker::GROUP_SESSION_TIMEOUT;
-use testkit::{Broker, BridgeUnderTest, Daprd, broker_tests, produce, read_back, unique};
+use testkit::{BridgeUnderTest, Broker, Daprd, broker_tests, produce, read_back, unique};
 
 /// Long enough for a group join on either broker (mock: ~3 s; Tansu: ~half the session).
 const FIRST: Duration = Duration::from_secs(30);
@@ -38,7 +38,13 @@ fn init<'a>(broker: &'a Broker, group: &'a str, extra: &[(&'a str, &'a str)]) ->
 /// Publishes `count` messages `prefix-<i>` through the bridge, keyed round-robin.
 async fn publish_n(daprd: &mut Daprd, topic: &str, prefix: &str, count: usize) -> Vec<String> {
     let entries: Vec<_> = (0..count)
-        .map(|i| (i.to_string(), format!("{prefix}-{i}").into_bytes(), testkit::daprd::map(&[("partitionKey", &format!("k{}", i % 7))])))
+        .map(|i| {
+            (
+                i.to_string(),
+                format!("{prefix}-{i}").into_bytes(),
+                testkit::daprd::map(&[("partitionKey", &format!("k{}", i % 7))]),
+            )
+        })
         .collect();
     assert!(daprd.bulk_publish(topic, entries).await.unwrap().is_empty());
     (0..count).map(|i| format!("{prefix}-{i}")).collect()
@@ -59,11 +65,8 @@ async fn receive(sub: &mut testkit::daprd::Subscription, count: usize) -> Vec<Pu
 }
 
 fn committed(broker: &Broker, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", group)
-        .create()
-        .unwrap();
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).set("group.id", group).create().unwrap();
     let mut list = TopicPartitionList::new();
     for p in 0..partitions {
         list.add_partition(topic, p);
@@ -179,7 +182,11 @@ async fn crash_midway_loses_nothing(broker: Broker) {
     let mut sub = daprd.subscribe(&topic, &[]).await.unwrap();
     let again: HashSet<String> = receive(&mut sub, 100).await.iter().map(payload).collect();
     let unacked: HashSet<String> = sent.iter().filter(|p| !acked.contains(*p)).cloned().collect();
-    assert!(unacked.is_subset(&again), "every un-acked message is delivered again; missing {:?}", unacked.difference(&again).collect::<Vec<_>>());
+    assert!(
+        unacked.is_subset(&again),
+        "every un-acked message is delivered again; missing {:?}",
+        unacked.difference(&again).collect::<Vec<_>>()
+    );
     assert!(again.len() < 100, "acked and committed messages are not all redelivered ({} were)", again.len());
     assert!(bridge.stop().await);
 }
@@ -211,7 +218,12 @@ async fn split_and_take_over(broker: Broker, strategy: &str) {
     let mut acked = HashSet::new();
     let from_b = sub_b.take(200, IDLE).await;
     let from_a = sub_a.take(200, IDLE).await;
-    assert!(!from_a.is_empty() && !from_b.is_empty(), "both members got partitions ({} / {})", from_a.len(), from_b.len());
+    assert!(
+        !from_a.is_empty() && !from_b.is_empty(),
+        "both members got partitions ({} / {})",
+        from_a.len(),
+        from_b.len()
+    );
     assert_eq!(from_a.len() + from_b.len(), 200);
     for m in &from_a {
         sub_a.ack(&m.id).await;
@@ -340,7 +352,10 @@ async fn one_at_a_time_and_windowed_daprds(broker: Broker) {
 
     // Windowed: up to 500 in flight, acked in bulk, out of order.
     let mut other = Daprd::connect(bridge.socket(), Some("windowed")).await;
-    other.init(&init(&broker, &g2, &[("maxInFlightPerStream", "500"), ("maxInFlightPerPartition", "500")])).await.unwrap();
+    other
+        .init(&init(&broker, &g2, &[("maxInFlightPerStream", "500"), ("maxInFlightPerPartition", "500")]))
+        .await
+        .unwrap();
     let mut sub = other.subscribe(&topic, &[]).await.unwrap();
     let mut seen = HashSet::new();
     while seen.len() < sent.len() {

@@ -106,13 +106,11 @@ impl Auth {
                 skip_verify: meta.boolean("skipVerify")?.unwrap_or(false),
             })
         };
-        let tls_unless_disabled = || -> Result<Option<Tls>> {
-            if disable_tls { Ok(None) } else { tls().map(Some) }
-        };
+        let tls_unless_disabled = || -> Result<Option<Tls>> { if disable_tls { Ok(None) } else { tls().map(Some) } };
         Ok(match auth_type.as_str() {
-            "none" => Auth::None {
-                tls: if meta.text("caCert")?.is_some() && !disable_tls { Some(tls()?) } else { None },
-            },
+            "none" => {
+                Auth::None { tls: if meta.text("caCert")?.is_some() && !disable_tls { Some(tls()?) } else { None } }
+            }
             "password" => Auth::Password {
                 username: meta.required("saslUsername", "authType `password`")?.to_owned(),
                 password: Secret(meta.required("saslPassword", "authType `password`")?.to_owned()),
@@ -135,7 +133,9 @@ impl Auth {
                 let key = meta.required("clientKey", "authType `mtls`")?;
                 for (name, value, marker) in [("clientCert", cert, "CERTIFICATE"), ("clientKey", key, "PRIVATE KEY")] {
                     if !value.contains("-----BEGIN") || !value.contains(marker) {
-                        return Err(meta.invalid(name, format!("is not a PEM {marker} (expected -----BEGIN ...{marker}-----)")));
+                        return Err(
+                            meta.invalid(name, format!("is not a PEM {marker} (expected -----BEGIN ...{marker}-----)"))
+                        );
                     }
                 }
                 tls.client = Some((cert.to_owned(), Secret(key.to_owned())));

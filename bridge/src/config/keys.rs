@@ -94,11 +94,7 @@ mod tests {
     fn readme_documents_every_key() {
         let readme = include_str!("../../../README.md");
         for key in KEYS {
-            assert!(
-                readme.contains(&format!("`{}`", key.name)),
-                "README.md does not document `{}`",
-                key.name
-            );
+            assert!(readme.contains(&format!("`{}`", key.name)), "README.md does not document `{}`", key.name);
         }
     }
 

@@ -126,7 +126,11 @@ fn bad_values_name_the_key_and_what_is_accepted() {
         (&[("maxMessageBytes", "10")], "`maxMessageBytes`", "1000 to"),
         (&[("initTimeout", "10ms")], "`initTimeout`", "out of range"),
         (&[("initialOffset", "middle")], "`initialOffset`", "newest, oldest"),
-        (&[("heartbeatInterval", "10s"), ("sessionTimeout", "6s")], "`heartbeatInterval`", "shorter than sessionTimeout"),
+        (
+            &[("heartbeatInterval", "10s"), ("sessionTimeout", "6s")],
+            "`heartbeatInterval`",
+            "shorter than sessionTimeout",
+        ),
         (&[("consumerGroupRebalanceStrategy", "random")], "`consumerGroupRebalanceStrategy`", "cooperative-sticky"),
         (&[("escapeHeaders", "perhaps")], "`escapeHeaders`", "true or false"),
         (&[("excludeHeaderMetaRegex", "(unclosed")], "`excludeHeaderMetaRegex`", "regex"),
@@ -137,9 +141,17 @@ fn bad_values_name_the_key_and_what_is_accepted() {
         (&[("authType", "kerberos")], "`authType`", "none, password, mtls, certificate, oidc"),
         (&[("authType", "password"), ("saslPassword", "x")], "`saslUsername`", "required"),
         (&[("authType", "password"), ("saslUsername", "u")], "`saslPassword`", "required"),
-        (&[("authType", "password"), ("saslUsername", "u"), ("saslPassword", "p"), ("saslMechanism", "MD5")], "`saslMechanism`", "SHA-256"),
+        (
+            &[("authType", "password"), ("saslUsername", "u"), ("saslPassword", "p"), ("saslMechanism", "MD5")],
+            "`saslMechanism`",
+            "SHA-256",
+        ),
         (&[("authType", "mtls"), ("clientKey", "k")], "`clientCert`", "required"),
-        (&[("authType", "mtls"), ("clientCert", "not pem"), ("clientKey", "-----BEGIN PRIVATE KEY-----")], "`clientCert`", "PEM"),
+        (
+            &[("authType", "mtls"), ("clientCert", "not pem"), ("clientKey", "-----BEGIN PRIVATE KEY-----")],
+            "`clientCert`",
+            "PEM",
+        ),
         (&[("authType", "oidc"), ("oidcClientID", "c"), ("oidcClientSecret", "s")], "`oidcTokenEndpoint`", "required"),
         (&[("skipVerify", "nah"), ("authType", "certificate")], "`skipVerify`", "true or false"),
     ];
@@ -213,7 +225,9 @@ fn auth_password_scram_over_tls() {
     let debug = format!("{c:?}");
     assert!(!debug.contains("s3cret"), "secrets never appear in Debug output: {debug}");
 
-    let plain = parse(&[("authType", "password"), ("saslUsername", "a"), ("saslPassword", "b"), ("disableTls", "true")]).unwrap();
+    let plain =
+        parse(&[("authType", "password"), ("saslUsername", "a"), ("saslPassword", "b"), ("disableTls", "true")])
+            .unwrap();
     let p = plain.producer_config("b:1");
     assert_eq!(property(&p, "security.protocol").as_deref(), Some("sasl_plaintext"));
     assert_eq!(property(&p, "sasl.mechanism").as_deref(), Some("PLAIN"));
@@ -260,7 +274,12 @@ fn passthrough_is_applied_last_and_clashes_are_errors() {
 
     let e = error_of(&[("linger", "5ms"), ("kafka.linger.ms", "50")]);
     assert!(e.contains("`kafka.linger.ms`") && e.contains("`linger`"), "{e}");
-    let e = error_of(&[("authType", "password"), ("saslUsername", "u"), ("saslPassword", "p"), ("kafka.sasl.password", "q")]);
+    let e = error_of(&[
+        ("authType", "password"),
+        ("saslUsername", "u"),
+        ("saslPassword", "p"),
+        ("kafka.sasl.password", "q"),
+    ]);
     assert!(e.contains("`kafka.sasl.password`") && e.contains("`saslPassword`"), "{e}");
     let e = error_of(&[("kafka.enable.auto.commit", "true")]);
     assert!(e.contains("managed by the bridge"), "{e}");

@@ -24,13 +24,9 @@ pub(crate) fn duration(value: &str) -> Result<Duration, String> {
         if number_len == 0 {
             return Err(format!("`{text}` is not a duration like 500ms, 10s or 1m30s"));
         }
-        let number: f64 = rest[..number_len]
-            .parse()
-            .map_err(|_| format!("`{text}` has a malformed number"))?;
+        let number: f64 = rest[..number_len].parse().map_err(|_| format!("`{text}` has a malformed number"))?;
         rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let seconds_per_unit = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -39,9 +35,7 @@ pub(crate) fn duration(value: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             other => {
-                return Err(format!(
-                    "`{text}` has unknown unit `{other}` (use ns, us, ms, s, m or h)"
-                ));
+                return Err(format!("`{text}` has unknown unit `{other}` (use ns, us, ms, s, m or h)"));
             }
         };
         total += number * seconds_per_unit;
@@ -61,10 +55,7 @@ pub(crate) fn boolean(value: &str) -> Result<bool, String> {
 
 /// Parses a non-negative integer within `min..=max`.
 pub(crate) fn integer(value: &str, min: u64, max: u64) -> Result<u64, String> {
-    let n: u64 = value
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{value}` is not a whole number"))?;
+    let n: u64 = value.trim().parse().map_err(|_| format!("`{value}` is not a whole number"))?;
     if n < min || n > max {
         return Err(format!("{n} is out of range (accepted: {min} to {max})"));
     }

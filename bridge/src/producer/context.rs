@@ -29,7 +29,8 @@ impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "librdkafka producer error");
         crate::telemetry::metrics::kafka_error("producer");
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some((error.rdkafka_error_code(), reason.to_owned()));
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((error.rdkafka_error_code(), reason.to_owned()));
     }
 }
 

@@ -40,7 +40,9 @@ pub(crate) fn record_parts(
     let partition = lookup(PARTITION_NUMBER)
         .map(|p| {
             p.trim().parse::<i32>().ok().filter(|p| *p >= 0).ok_or_else(|| {
-                Error::InvalidRequest(format!("metadata `{PARTITION_NUMBER}`: `{p}` is not a partition number (0 or more)"))
+                Error::InvalidRequest(format!(
+                    "metadata `{PARTITION_NUMBER}`: `{p}` is not a partition number (0 or more)"
+                ))
             })
         })
         .transpose()?;
@@ -80,15 +82,14 @@ mod tests {
 
     fn header_map(parts: &RecordParts) -> HashMap<String, String> {
         parts.headers.as_ref().map_or_else(HashMap::new, |h| {
-            h.iter()
-                .map(|h| (h.key.to_owned(), String::from_utf8(h.value.unwrap().to_vec()).unwrap()))
-                .collect()
+            h.iter().map(|h| (h.key.to_owned(), String::from_utf8(h.value.unwrap().to_vec()).unwrap())).collect()
         })
     }
 
     #[test]
     fn key_partition_and_headers() {
-        let entry = map(&[("partitionKey", "order-7"), ("partitionNumber", "2"), ("traceparent", "00-abc"), ("tenant", "t1")]);
+        let entry =
+            map(&[("partitionKey", "order-7"), ("partitionNumber", "2"), ("traceparent", "00-abc"), ("tenant", "t1")]);
         let parts = record_parts([&entry, &HashMap::new()], "application/json", None).unwrap();
         assert_eq!(parts.key.as_deref(), Some("order-7"));
         assert_eq!(parts.partition, Some(2));

@@ -38,11 +38,8 @@ pub(crate) struct DeadLetter {
 impl DeadLetter {
     /// Publishes `message` in the background; the outcome comes back as an [`Event`].
     pub(crate) fn send(&self, message: Fetched, epoch: u64, error: String) {
-        let mut metadata: HashMap<String, String> = message
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
-            .collect();
+        let mut metadata: HashMap<String, String> =
+            message.headers.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect();
         if let Some(key) = &message.key {
             metadata.insert(PARTITION_KEY.into(), String::from_utf8_lossy(key).into_owned());
         }

@@ -220,7 +220,14 @@ impl StreamState {
     }
 
     /// The dead-letter publish of a message finished.
-    pub(crate) fn dead_lettered(&mut self, partition: i32, offset: i64, epoch: u64, outcome: Result<(), ()>, now: Instant) {
+    pub(crate) fn dead_lettered(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        epoch: u64,
+        outcome: Result<(), ()>,
+        now: Instant,
+    ) {
         if self.epoch(partition) != Some(epoch) {
             return;
         }
@@ -326,7 +333,10 @@ mod tests {
             offset,
             key: None,
             headers: vec![],
-            response: PullMessagesResponse { data: format!("{partition}/{offset}").into_bytes().into(), ..Default::default() },
+            response: PullMessagesResponse {
+                data: format!("{partition}/{offset}").into_bytes().into(),
+                ..Default::default()
+            },
         }
     }
 
@@ -378,7 +388,8 @@ mod tests {
 
     #[test]
     fn nack_retries_with_backoff_then_dead_letters() {
-        let mut s = StreamState::new(settings(&[("maxRetries", "2"), ("retryBackoff", "100ms"), ("deadLetterTopic", "dlq")]));
+        let mut s =
+            StreamState::new(settings(&[("maxRetries", "2"), ("retryBackoff", "100ms"), ("deadLetterTopic", "dlq")]));
         s.fetched(fetched(0, 7));
         let t0 = Instant::now();
         let mut id = ids(&s.deliverable(t0, false))[0];
@@ -404,7 +415,8 @@ mod tests {
 
     #[test]
     fn without_dead_letter_topic_poison_is_redelivered_forever_never_skipped() {
-        let mut s = StreamState::new(settings(&[("maxRetries", "0"), ("retryBackoff", "1s"), ("maxRetryBackoff", "4s")]));
+        let mut s =
+            StreamState::new(settings(&[("maxRetries", "0"), ("retryBackoff", "1s"), ("maxRetryBackoff", "4s")]));
         s.fetched(fetched(0, 0));
         let mut now = Instant::now();
         for attempt in 1..6 {

@@ -188,7 +188,9 @@ impl Shared {
                         tracing::warn!(stream = %self.stream, id, dlq = %dead_letter.topic, %error, "retries used up: dead-lettering");
                         dead_letter.send(*message, epoch, error);
                     }
-                    AfterNack::Ignored => tracing::debug!(stream = %self.stream, id, "nack ignored (unknown, stale or repeated)"),
+                    AfterNack::Ignored => {
+                        tracing::debug!(stream = %self.stream, id, "nack ignored (unknown, stale or repeated)")
+                    }
                 }
             }
             Event::DeadLettered { partition, offset, epoch, outcome } => {
@@ -339,7 +341,11 @@ pub(crate) fn run(consumer: BaseConsumer<StreamContext>, shared: Arc<Shared>, ca
         // consumer without blocking (rebalances, heartbeats-by-poll). Otherwise wait on Kafka.
         let (full, flow_paused, next_redelivery) = {
             let state = lock(&shared.state);
-            (state.is_full() || shared.paused.load(Ordering::Acquire), !lock(&shared.librdkafka_paused).is_empty(), state.next_redelivery())
+            (
+                state.is_full() || shared.paused.load(Ordering::Acquire),
+                !lock(&shared.librdkafka_paused).is_empty(),
+                state.next_redelivery(),
+            )
         };
         let mut timeout = if flow_paused { Duration::from_millis(5) } else { Duration::from_millis(50) };
         if let Some(at) = next_redelivery {

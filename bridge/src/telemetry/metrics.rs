@@ -6,9 +6,8 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_histogram, histogram};
 
 /// Histogram buckets (seconds) for publish latency: 100 µs to 30 s.
-pub const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+pub const LATENCY_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Records handed to Kafka by Publish/BulkPublish, by outcome (`ok`, `failed`).
 pub const PUBLISHED: &str = "kafka_bridge_published_records_total";
@@ -34,10 +33,17 @@ pub const KAFKA_ERRORS: &str = "kafka_bridge_kafka_errors_total";
 /// Registers descriptions with the exporter.
 pub fn describe() {
     describe_counter!(PUBLISHED, "Records handed to Kafka by Publish/BulkPublish, by outcome");
-    describe_histogram!(PUBLISH_SECONDS, metrics::Unit::Seconds, "Publish/BulkPublish call until the last delivery report");
+    describe_histogram!(
+        PUBLISH_SECONDS,
+        metrics::Unit::Seconds,
+        "Publish/BulkPublish call until the last delivery report"
+    );
     describe_counter!(DELIVERED, "Messages sent to daprd on PullMessages streams");
     describe_counter!(ACKS, "Acks from daprd, by outcome");
-    describe_counter!(REDELIVERIES, "Redeliveries after a nack; kind=exhausted means a poison message without a dead-letter topic");
+    describe_counter!(
+        REDELIVERIES,
+        "Redeliveries after a nack; kind=exhausted means a poison message without a dead-letter topic"
+    );
     describe_counter!(DEAD_LETTERED, "Dead-letter publishes, by outcome");
     describe_counter!(COMMITS, "Offset commits, by outcome");
     describe_counter!(REBALANCES, "Partitions assigned or revoked");
@@ -46,7 +52,8 @@ pub fn describe() {
 
 /// A publish call finished.
 pub(crate) fn published(instance: &str, topic: &str, ok: usize, failed: usize, took: Duration) {
-    counter!(PUBLISHED, "instance" => instance.to_owned(), "topic" => topic.to_owned(), "outcome" => "ok").increment(ok as u64);
+    counter!(PUBLISHED, "instance" => instance.to_owned(), "topic" => topic.to_owned(), "outcome" => "ok")
+        .increment(ok as u64);
     if failed > 0 {
         counter!(PUBLISHED, "instance" => instance.to_owned(), "topic" => topic.to_owned(), "outcome" => "failed")
             .increment(failed as u64);
@@ -69,11 +76,13 @@ impl StreamLabels {
     }
 
     pub(crate) fn ack(&self, outcome: &'static str) {
-        counter!(ACKS, "instance" => self.instance.clone(), "topic" => self.topic.clone(), "outcome" => outcome).increment(1);
+        counter!(ACKS, "instance" => self.instance.clone(), "topic" => self.topic.clone(), "outcome" => outcome)
+            .increment(1);
     }
 
     pub(crate) fn redelivery(&self, kind: &'static str) {
-        counter!(REDELIVERIES, "instance" => self.instance.clone(), "topic" => self.topic.clone(), "kind" => kind).increment(1);
+        counter!(REDELIVERIES, "instance" => self.instance.clone(), "topic" => self.topic.clone(), "kind" => kind)
+            .increment(1);
     }
 
     pub(crate) fn dead_lettered(&self, ok: bool) {
@@ -83,7 +92,8 @@ impl StreamLabels {
 
     pub(crate) fn commit(&self, ok: bool) {
         let outcome = if ok { "ok" } else { "failed" };
-        counter!(COMMITS, "instance" => self.instance.clone(), "topic" => self.topic.clone(), "outcome" => outcome).increment(1);
+        counter!(COMMITS, "instance" => self.instance.clone(), "topic" => self.topic.clone(), "outcome" => outcome)
+            .increment(1);
     }
 
     pub(crate) fn rebalance(&self, kind: &'static str, partitions: usize) {

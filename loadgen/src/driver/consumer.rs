@@ -37,7 +37,12 @@ pub(crate) struct StepConsumer {
 }
 
 impl StepConsumer {
-    pub(crate) fn assign(bootstrap: &str, topic: &str, partitions: u32, properties: &[(String, String)]) -> Result<StepConsumer> {
+    pub(crate) fn assign(
+        bootstrap: &str,
+        topic: &str,
+        partitions: u32,
+        properties: &[(String, String)],
+    ) -> Result<StepConsumer> {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", bootstrap)
@@ -48,9 +53,8 @@ impl StepConsumer {
         for (key, value) in properties {
             config.set(key, value);
         }
-        let consumer: BaseConsumer = config
-            .create()
-            .map_err(|e| Error::kafka("creating the end-to-end consumer", e))?;
+        let consumer: BaseConsumer =
+            config.create().map_err(|e| Error::kafka("creating the end-to-end consumer", e))?;
         let mut assignment = TopicPartitionList::new();
         for partition in 0..partitions as i32 {
             assignment

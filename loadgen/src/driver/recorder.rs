@@ -145,10 +145,7 @@ impl Recorded {
 impl Recorder {
     /// A recorder for one producer of the step.
     pub fn new(shared: std::sync::Arc<StepShared>) -> Recorder {
-        Recorder {
-            shared,
-            inner: Mutex::new(Recorded::empty()),
-        }
+        Recorder { shared, inner: Mutex::new(Recorded::empty()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
@@ -191,10 +188,7 @@ impl Recorder {
     /// Takes the results out.
     pub fn take(&self) -> Recorded {
         let mut inner = self.lock();
-        std::mem::replace(
-            &mut *inner,
-            Recorded::empty(),
-        )
+        std::mem::replace(&mut *inner, Recorded::empty())
     }
 }
 

@@ -68,7 +68,12 @@ pub(crate) fn run(
         match target.publisher(scenario, step, &shared.topic, Arc::clone(&recorder), plan.stats_interval) {
             Ok(p) => p,
             Err(e) => {
-                return WorkerResult { recorded: recorder.take(), send_delay, measure_end: None, problem: Some(e.to_string()) };
+                return WorkerResult {
+                    recorded: recorder.take(),
+                    send_delay,
+                    measure_end: None,
+                    problem: Some(e.to_string()),
+                };
             }
         };
     let mut pool = plan.payloads.worker_copy();

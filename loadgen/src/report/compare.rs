@@ -43,8 +43,11 @@ pub fn render(a: &SweepResult, a_name: &str, b: &SweepResult, b_name: &str) -> S
     for label in labels {
         let (ta, la, na) = cells(a.steps.iter().find(|s| s.label == label));
         let (tb, lb, nb) = cells(b.steps.iter().find(|s| s.label == label));
-        let notes: Vec<String> =
-            [("A", na), ("B", nb)].into_iter().filter(|(_, n)| !n.is_empty()).map(|(w, n)| format!("{w} {n}")).collect();
+        let notes: Vec<String> = [("A", na), ("B", nb)]
+            .into_iter()
+            .filter(|(_, n)| !n.is_empty())
+            .map(|(w, n)| format!("{w} {n}"))
+            .collect();
         let show = |t: f64| if t > 0.0 { count(t) } else { "–".into() };
         let lat = |l: u64| if l > 0 { micros(l) } else { "–".into() };
         let _ = writeln!(

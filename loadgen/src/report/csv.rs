@@ -5,17 +5,57 @@ use crate::sweep::SweepResult;
 
 /// The header, in column order.
 pub const COLUMNS: &[&str] = &[
-    "step", "status", "batch_size", "linger_ms", "compression", "partitions", "message_size", "acks", "idempotence",
-    "producers", "rate", "measured_s", "produced_msgs", "produced_msgs_per_s", "produced_mb_per_s", "consumed_msgs",
-    "consumed_msgs_per_s", "consumed_mb_per_s", "publish_p50_us", "publish_p90_us", "publish_p95_us", "publish_p99_us",
-    "publish_p999_us", "publish_p9999_us", "publish_max_us", "e2e_p50_us", "e2e_p90_us", "e2e_p95_us", "e2e_p99_us",
-    "e2e_p999_us", "e2e_p9999_us", "e2e_max_us", "send_delay_p50_us", "send_delay_p99_us", "send_delay_max_us",
-    "avg_batch_bytes", "avg_batch_messages", "queue_latency_us", "broker_rtt_us", "payload_zstd_ratio",
-    "payload_lz4_ratio", "errors", "failure",
+    "step",
+    "status",
+    "batch_size",
+    "linger_ms",
+    "compression",
+    "partitions",
+    "message_size",
+    "acks",
+    "idempotence",
+    "producers",
+    "rate",
+    "measured_s",
+    "produced_msgs",
+    "produced_msgs_per_s",
+    "produced_mb_per_s",
+    "consumed_msgs",
+    "consumed_msgs_per_s",
+    "consumed_mb_per_s",
+    "publish_p50_us",
+    "publish_p90_us",
+    "publish_p95_us",
+    "publish_p99_us",
+    "publish_p999_us",
+    "publish_p9999_us",
+    "publish_max_us",
+    "e2e_p50_us",
+    "e2e_p90_us",
+    "e2e_p95_us",
+    "e2e_p99_us",
+    "e2e_p999_us",
+    "e2e_p9999_us",
+    "e2e_max_us",
+    "send_delay_p50_us",
+    "send_delay_p99_us",
+    "send_delay_max_us",
+    "avg_batch_bytes",
+    "avg_batch_messages",
+    "queue_latency_us",
+    "broker_rtt_us",
+    "payload_zstd_ratio",
+    "payload_lz4_ratio",
+    "errors",
+    "failure",
 ];
 
 fn quote(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) { format!("\"{}\"", field.replace('"', "\"\"")) } else { field.to_owned() }
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -68,7 +108,8 @@ pub fn render(result: &SweepResult) -> String {
             opt(st.and_then(|s| s.broker_rtt_us).map(|v| format!("{v:.0}"))),
             opt(s.payload.as_ref().map(|p| format!("{:.2}", p.zstd_ratio))),
             opt(s.payload.as_ref().map(|p| format!("{:.2}", p.lz4_ratio))),
-            m.map(|m| m.errors.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(";")).unwrap_or_default(),
+            m.map(|m| m.errors.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(";"))
+                .unwrap_or_default(),
             s.failure.clone().unwrap_or_default(),
         ]);
         out.push_str(&row.iter().map(|f| quote(f)).collect::<Vec<_>>().join(","));

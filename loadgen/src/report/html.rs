@@ -31,10 +31,11 @@ fn spectrum_chart(id: &str, title: &str, steps: &[&StepResult], pick: fn(&StepRe
         })
         .filter(|s| !s.points.is_empty())
         .collect();
-    let ticks = [(0.0, "0%"), (1.0, "90%"), (2.0, "99%"), (3.0, "99.9%"), (4.0, "99.99%"), (5.0, "99.999%"), (6.0, "max")]
-        .into_iter()
-        .map(|(v, l)| (v, l.to_owned()))
-        .collect();
+    let ticks =
+        [(0.0, "0%"), (1.0, "90%"), (2.0, "99%"), (3.0, "99.9%"), (4.0, "99.99%"), (5.0, "99.999%"), (6.0, "max")]
+            .into_iter()
+            .map(|(v, l)| (v, l.to_owned()))
+            .collect();
     svg::render(&Chart {
         id: id.into(),
         title: title.into(),
@@ -166,7 +167,13 @@ pub fn render(result: &SweepResult) -> String {
     );
     for s in &result.steps {
         let class = if s.ok() { "" } else { " class=\"failed\"" };
-        let _ = write!(h, "<tr{class}><td>{}</td><td class=l>{}</td><td class=l><code>{}</code></td>", s.index, escape(&s.status), escape(&s.label));
+        let _ = write!(
+            h,
+            "<tr{class}><td>{}</td><td class=l>{}</td><td class=l><code>{}</code></td>",
+            s.index,
+            escape(&s.status),
+            escape(&s.label)
+        );
         match &s.measurement {
             None => {
                 let _ = write!(h, "<td colspan=17 class=l>{}</td></tr>", escape(s.failure.as_deref().unwrap_or("")));
@@ -237,7 +244,8 @@ mod tests {
         assert!(html.contains("client-side costs only"));
         let start = html.find("id=\"loadgen-data\">").unwrap() + "id=\"loadgen-data\">".len();
         let end = html[start..].find("</script>").unwrap() + start;
-        let embedded: crate::sweep::SweepResult = serde_json::from_str(&html[start..end].replace("<\\/", "</")).unwrap();
+        let embedded: crate::sweep::SweepResult =
+            serde_json::from_str(&html[start..end].replace("<\\/", "</")).unwrap();
         assert_eq!(embedded, result);
         assert!(html.contains("class=\"failed\""));
     }

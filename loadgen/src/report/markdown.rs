@@ -125,7 +125,14 @@ pub fn render(result: &SweepResult) -> String {
         for (dim, rows) in &analysis.effects {
             let _ = writeln!(md, "| {dim} | mean msgs/s | mean publish p99 | steps |\n|---|---|---|---|");
             for e in rows {
-                let _ = writeln!(md, "| {} | {} | {} | {} |", e.value, count(e.msgs_per_sec), micros(e.p99_us as u64), e.steps);
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} |",
+                    e.value,
+                    count(e.msgs_per_sec),
+                    micros(e.p99_us as u64),
+                    e.steps
+                );
             }
             md.push('\n');
         }

@@ -75,7 +75,8 @@ pub(crate) fn render(chart: &Chart<'_>) -> String {
         r#"<svg id="{}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" font-family="sans-serif" font-size="11">"#,
         escape(&chart.id)
     );
-    let _ = write!(svg, r#"<text x="{}" y="18" font-size="14" font-weight="bold">{}</text>"#, LEFT, escape(&chart.title));
+    let _ =
+        write!(svg, r#"<text x="{}" y="18" font-size="14" font-weight="bold">{}</text>"#, LEFT, escape(&chart.title));
     if all.is_empty() {
         let _ = write!(svg, r#"<text x="{LEFT}" y="{}">no data</text></svg>"#, H / 2.0);
         return svg;
@@ -151,7 +152,11 @@ pub(crate) fn render(chart: &Chart<'_>) -> String {
         let colour = PALETTE[i % PALETTE.len()];
         if chart.lines && s.points.len() > 1 {
             let path: Vec<String> = s.points.iter().map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(ty(y)))).collect();
-            let _ = write!(svg, r#"<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{}"/>"#, path.join(" "));
+            let _ = write!(
+                svg,
+                r#"<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{}"/>"#,
+                path.join(" ")
+            );
         }
         for (j, &(x, y)) in s.points.iter().enumerate() {
             let tip = s.tips.get(j).cloned().unwrap_or_else(|| s.name.clone());
@@ -188,7 +193,11 @@ mod tests {
     #[test]
     fn draws_every_point_with_its_tooltip_and_a_legend() {
         let series = vec![
-            Series { name: "lz4".into(), points: vec![(1000.0, 2.0), (2000.0, 5.0)], tips: vec!["a<b".into(), "c".into()] },
+            Series {
+                name: "lz4".into(),
+                points: vec![(1000.0, 2.0), (2000.0, 5.0)],
+                tips: vec!["a<b".into(), "c".into()],
+            },
             Series { name: "zstd".into(), points: vec![(1500.0, 300.0)], tips: vec![] },
         ];
         let svg = render(&Chart {

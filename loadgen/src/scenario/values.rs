@@ -83,7 +83,9 @@ impl FromStr for Compression {
                     .parse()
                     .map_err(|_| Error::invalid(format!("compression level in `{s}` is not a number")))?;
                 match codec.levels() {
-                    None => return Err(Error::invalid(format!("compression {} takes no level (got `{s}`)", codec.name()))),
+                    None => {
+                        return Err(Error::invalid(format!("compression {} takes no level (got `{s}`)", codec.name())));
+                    }
                     Some((lo, hi)) if !(lo..=hi).contains(&level) => {
                         return Err(Error::invalid(format!(
                             "compression level {level} for {} is out of range: {lo}..={hi}",

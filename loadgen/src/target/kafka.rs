@@ -103,14 +103,15 @@ impl DirectKafka {
         loop {
             let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(2));
             if md.as_ref().is_ok_and(|m| {
-                m.topics()
-                    .first()
-                    .is_some_and(|t| t.error().is_none() && t.partitions().len() == partitions as usize)
+                m.topics().first().is_some_and(|t| t.error().is_none() && t.partitions().len() == partitions as usize)
             }) {
                 return Ok(());
             }
             if started.elapsed() > self.timeout {
-                return Err(Error::Step(format!("topic {topic} did not appear with {partitions} partitions within {:?}", self.timeout)));
+                return Err(Error::Step(format!(
+                    "topic {topic} did not appear with {partitions} partitions within {:?}",
+                    self.timeout
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -134,7 +135,10 @@ impl Target for DirectKafka {
                 bootstrap: self.bootstrap.clone(),
                 brokers: self.brokers,
                 in_process: false,
-                description: format!("Kafka at {} ({} brokers), producing directly with librdkafka", self.bootstrap, self.brokers),
+                description: format!(
+                    "Kafka at {} ({} brokers), producing directly with librdkafka",
+                    self.bootstrap, self.brokers
+                ),
             },
         }
     }
@@ -157,11 +161,14 @@ impl Target for DirectKafka {
         match &self.topics {
             Topics::Embedded(cluster) => cluster.create_topic(topic, partitions as i32)?,
             Topics::Admin(admin) => {
-                let options = AdminOptions::new().operation_timeout(Some(self.timeout)).request_timeout(Some(self.timeout));
-                let results = futures::executor::block_on(
-                    admin.create_topics(&[NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1))], &options),
-                )
-                .map_err(|e| Error::kafka(format!("creating topic {topic}"), e))?;
+                let options =
+                    AdminOptions::new().operation_timeout(Some(self.timeout)).request_timeout(Some(self.timeout));
+                let results =
+                    futures::executor::block_on(admin.create_topics(
+                        &[NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1))],
+                        &options,
+                    ))
+                    .map_err(|e| Error::kafka(format!("creating topic {topic}"), e))?;
                 for result in results {
                     result.map_err(|(t, code)| Error::Step(format!("creating topic {t}: {code}")))?;
                 }
@@ -174,7 +181,8 @@ impl Target for DirectKafka {
         match &self.topics {
             Topics::Embedded(_) => Ok(()),
             Topics::Admin(admin) => {
-                let options = AdminOptions::new().operation_timeout(Some(self.timeout)).request_timeout(Some(self.timeout));
+                let options =
+                    AdminOptions::new().operation_timeout(Some(self.timeout)).request_timeout(Some(self.timeout));
                 let results = futures::executor::block_on(admin.delete_topics(&[topic], &options))
                     .map_err(|e| Error::kafka(format!("deleting topic {topic}"), e))?;
                 for result in results {
@@ -199,9 +207,8 @@ impl Target for DirectKafka {
         for (key, value) in step.producer_properties(scenario) {
             config.set(key, value);
         }
-        let producer: BaseProducer<LoadContext> = config
-            .create_with_context(LoadContext { recorder })
-            .map_err(|e| Error::kafka("creating a producer", e))?;
+        let producer: BaseProducer<LoadContext> =
+            config.create_with_context(LoadContext { recorder }).map_err(|e| Error::kafka("creating a producer", e))?;
         Ok(Box::new(KafkaPublisher { producer, topic: topic.to_owned() }))
     }
 
