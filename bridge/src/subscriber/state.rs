@@ -291,10 +291,17 @@ impl StreamState {
     }
 
     /// Whether librdkafka should stop fetching for `partition`: its prefetch is full.
-    pub(crate) fn wants_pause(&self, partition: i32) -> bool {
+    /// A paused partition resumes only once its prefetch is down to half (hysteresis), so a
+    /// steady consumer does not toggle pause/resume (and librdkafka's fetch) per message.
+    pub(crate) fn wants_pause(&self, partition: i32, paused_now: bool) -> bool {
         let Some(state) = self.partitions.get(&partition) else { return false };
-        self.held >= self.settings.max_in_flight_per_stream.max(MIN_PREFETCH)
-            || state.held.len() >= self.settings.max_in_flight_per_partition.max(MIN_PREFETCH)
+        let stream_limit = self.settings.max_in_flight_per_stream.max(MIN_PREFETCH);
+        let partition_limit = self.settings.max_in_flight_per_partition.max(MIN_PREFETCH);
+        if paused_now {
+            self.held > stream_limit / 2 || state.held.len() > partition_limit / 2
+        } else {
+            self.held >= stream_limit || state.held.len() >= partition_limit
+        }
     }
 
     /// Whether the stream has as many messages in flight as it may.
@@ -357,12 +364,13 @@ mod tests {
         let first = ids(&s.deliverable(now, false));
         assert_eq!(first.len(), 4, "stream bound");
         assert_eq!(first.iter().filter(|i| i.partition == 0).count(), 3, "partition bound");
-        assert!(!s.wants_pause(0), "2 held: the prefetch has room");
+        assert!(!s.wants_pause(0, false), "2 held: the prefetch has room");
         for o in 5..5 + MIN_PREFETCH as i64 - 2 {
             s.fetched(fetched(0, o));
         }
-        assert!(s.wants_pause(0), "a full prefetch: partition 0 stops fetching");
-        assert!(s.wants_pause(1), "the stream's prefetch is full too");
+        assert!(s.wants_pause(0, false), "a full prefetch: partition 0 stops fetching");
+        assert!(s.wants_pause(1, false), "the stream's prefetch is full too");
+        assert!(s.wants_pause(0, true), "stays paused until the prefetch is down to half");
         assert!(s.deliverable(now, false).is_empty());
         assert_eq!(s.ack(&first[0]), Ack::Acked);
         let next = ids(&s.deliverable(now, false));

@@ -285,7 +285,8 @@ impl Shared {
             let mut to_pause = TopicPartitionList::new();
             let mut to_resume = TopicPartitionList::new();
             for p in state.assigned() {
-                match (state.wants_pause(p), librdkafka_paused.contains(&p)) {
+                let paused_now = librdkafka_paused.contains(&p);
+                match (state.wants_pause(p, paused_now), paused_now) {
                     (true, false) => to_pause.add_partition(&self.topic, p),
                     (false, true) => to_resume.add_partition(&self.topic, p),
                     _ => continue,
