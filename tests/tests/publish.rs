@@ -202,6 +202,28 @@ async fn an_unauthorised_cluster_fails_init_clearly_and_quickly() {
     assert!(bridge.stop().await);
 }
 
+/// Tansu does not create topics on produce (the mock cluster does), so an unknown topic is
+/// reported. The passthrough shortens librdkafka's wait for a topic to appear (30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_topic_is_not_found_and_named() {
+    let broker = Broker::start(testkit::BrokerKind::Tansu).await;
+    let bridge = BridgeUnderTest::in_process(None);
+    let mut daprd = Daprd::connect(bridge.socket(), None).await;
+    daprd
+        .init(&[
+            ("brokers", broker.bootstrap()),
+            ("messageTimeout", "10s"),
+            ("kafka.topic.metadata.propagation.max.ms", "1000"),
+        ])
+        .await
+        .unwrap();
+    let topic = unique("missing");
+    let status = daprd.publish(&topic, b"x", &[]).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert!(status.message().contains(&topic), "{status:?}");
+    assert!(bridge.stop().await);
+}
+
 async fn a_broker_that_goes_away_fails_publish_clearly(mut broker: Broker) {
     let topic = unique("away");
     broker.create_topic(&topic, 1).await;
