@@ -103,15 +103,10 @@ impl From<Error> for Status {
     }
 }
 
-/// The librdkafka error code inside a Kafka error, if it has one.
-pub(crate) fn rdkafka_code(error: &KafkaError) -> Option<RDKafkaErrorCode> {
-    error.rdkafka_error_code()
-}
-
 /// Maps a Kafka error to the gRPC code that tells the caller what to do.
 pub fn kafka_code(error: &KafkaError) -> Code {
     use RDKafkaErrorCode as K;
-    match rdkafka_code(error) {
+    match error.rdkafka_error_code() {
         Some(
             K::MessageSizeTooLarge | K::InvalidMessageSize | K::InvalidMessage | K::InvalidRecord | K::InvalidArgument,
         ) => Code::InvalidArgument,

@@ -139,7 +139,7 @@ impl Publisher {
             if let Some(headers) = parts.headers {
                 record = record.headers(headers);
             }
-            if let Err(error) = self.enqueue(record, deadline).await {
+            if let Err(error) = self.enqueue(topic, record, deadline).await {
                 batch.complete(index, Err(error));
             }
         }
@@ -149,8 +149,12 @@ impl Publisher {
     }
 
     /// Hands one record to librdkafka, waiting for room while its queue is full.
-    async fn enqueue(&self, mut record: BaseRecord<'_, [u8], [u8], Box<Pending>>, deadline: Instant) -> Result<()> {
-        let topic = record.topic.to_owned();
+    async fn enqueue(
+        &self,
+        topic: &str,
+        mut record: BaseRecord<'_, [u8], [u8], Box<Pending>>,
+        deadline: Instant,
+    ) -> Result<()> {
         loop {
             // Register for the "room" signal before trying, so a delivery report that
             // lands between a QueueFull and the wait is not missed.
