@@ -42,6 +42,34 @@ pub struct Args {
     #[arg(long, env = "KAFKA_BRIDGE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = values::duration)]
     pub shutdown_timeout: Duration,
 
+    /// After SIGTERM, keep serving Publish and open streams this long (new streams are
+    /// refused), as daprd keeps publishing while it drains; ends early once no connection is
+    /// open. Keep it below the pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "KAFKA_BRIDGE_SHUTDOWN_GRACE", default_value = "20s", value_parser = values::duration)]
+    pub shutdown_grace: Duration,
+
+    /// How often Kafka is probed for gRPC health (NOT_SERVING while it does not answer).
+    #[arg(long, env = "KAFKA_BRIDGE_HEALTH_INTERVAL", default_value = "5s", value_parser = values::duration)]
+    pub health_interval: Duration,
+
+    /// Largest gRPC request accepted (a Publish or BulkPublish); `maxMessageBytes` may not
+    /// exceed it. tonic's default would be 4 MiB.
+    #[arg(long, env = "KAFKA_BRIDGE_MAX_REQUEST_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Most component instances (distinct x-component-instance names).
+    #[arg(long, env = "KAFKA_BRIDGE_MAX_INSTANCES", default_value_t = 64)]
+    pub max_instances: usize,
+
+    /// Most PullMessages streams per component instance.
+    #[arg(long, env = "KAFKA_BRIDGE_MAX_STREAMS_PER_INSTANCE", default_value_t = 256)]
+    pub max_streams_per_instance: usize,
+
+    /// Accept a sockets folder other users can write to (a pod-private emptyDir, which
+    /// kubelet creates world-writable). Otherwise such a folder is refused.
+    #[arg(long, env = "KAFKA_BRIDGE_TRUST_SOCKET_FOLDER")]
+    pub trust_socket_folder: bool,
+
     /// Serve Prometheus metrics at http://<addr>/metrics (e.g. 0.0.0.0:9464). Off by default.
     #[arg(long, env = "KAFKA_BRIDGE_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -106,5 +134,7 @@ mod tests {
         let args = Args::parse_from(["bridge", "--component-name", "orders", "--sockets-folder", "/run/x"]);
         assert_eq!(args.socket_path(), PathBuf::from("/run/x/orders.sock"));
         assert_eq!(args.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(args.shutdown_grace, Duration::from_secs(20));
+        assert_eq!(args.max_request_bytes, 64 * 1024 * 1024);
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod keys;
+pub mod redact;
 pub(crate) mod values;
 
 use std::collections::HashMap;
@@ -25,8 +26,13 @@ use rdkafka::ClientConfig;
 use regex::Regex;
 
 pub use auth::{Auth, Secret};
+pub use redact::Redactor;
 
 use crate::error::{Error, Result};
+
+/// daprd's gRPC client keeps grpc-go's default receive limit: a larger PullMessages response
+/// fails daprd's stream, which daprd never reopens.
+pub const DAPRD_MAX_RECEIVE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Prefix of the librdkafka passthrough keys (`kafka.linger.ms`, ...).
 pub const PASSTHROUGH_PREFIX: &str = "kafka.";
@@ -210,6 +216,22 @@ pub struct SubscriberSettings {
     pub commit_interval: Duration,
     /// Wait for outstanding acks of revoked partitions.
     pub revoke_ack_timeout: Duration,
+    /// What a nack means: retry (with the backoff above) or give up at once.
+    pub on_nack: OnNack,
+    /// Delivered messages a partition may hold behind its oldest un-acked one.
+    pub max_uncommitted_per_partition: usize,
+    /// Largest PullMessages response (encoded) daprd can receive.
+    pub max_delivery_bytes: usize,
+}
+
+/// What the bridge does with a message daprd nacked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnNack {
+    /// Redeliver with backoff up to `maxRetries`, then dead-letter (or keep redelivering).
+    Retry,
+    /// `consumeRetryEnabled: false`, as `pubsub.kafka`: no redelivery; dead-letter it, or
+    /// drop it (commit past it) with an error log.
+    GiveUp,
 }
 
 /// The typed configuration of one component instance.
@@ -342,16 +364,29 @@ impl ComponentConfig {
                 );
             }
         }
-        let retry_backoff = meta.duration("retryBackoff", ms(1), ms(3_600_000))?.unwrap_or(Duration::from_secs(1));
+        // `consumeRetryEnabled`/`consumeRetryInterval` mean what they mean for `pubsub.kafka`:
+        // true retries at a constant interval, forever by default; false never retries.
+        let consume_retry = meta.boolean("consumeRetryEnabled")?;
+        let consume_retry_interval =
+            meta.duration("consumeRetryInterval", ms(1), ms(3_600_000))?.unwrap_or(ms(100));
+        let constant = consume_retry == Some(true);
+        let retry_backoff = meta
+            .duration("retryBackoff", ms(1), ms(3_600_000))?
+            .unwrap_or(if constant { consume_retry_interval } else { Duration::from_secs(1) });
         let max_retry_backoff = meta
             .duration("maxRetryBackoff", ms(1), ms(86_400_000))?
-            .unwrap_or(Duration::from_secs(30))
+            .unwrap_or(if constant { retry_backoff } else { Duration::from_secs(30) })
             .max(retry_backoff);
         let max_retries = match meta.text("maxRetries")? {
             Some("-1") => None,
             Some(_) => meta.integer("maxRetries", 0, u32::MAX as u64)?.map(|n| n as u32),
+            None if constant => None,
             None => Some(3),
         };
+        let dead_letter_topic = meta
+            .text("deadLetterTopic")?
+            .map(|t| crate::topic::validate(t).map(|()| t.to_owned()).map_err(|e| meta.invalid("deadLetterTopic", e)))
+            .transpose()?;
         let max_in_flight_per_stream = meta.integer("maxInFlightPerStream", 1, 1_000_000)?.unwrap_or(1000) as usize;
         let subscriber = SubscriberSettings {
             initial_offset: meta
@@ -378,11 +413,18 @@ impl ComponentConfig {
             max_retries,
             retry_backoff,
             max_retry_backoff,
-            dead_letter_topic: meta.text("deadLetterTopic")?.map(str::to_owned),
+            dead_letter_topic,
             commit_interval: meta.duration("commitInterval", ms(10), ms(3_600_000))?.unwrap_or(Duration::from_secs(1)),
             revoke_ack_timeout: meta
                 .duration("revokeAckTimeout", Duration::ZERO, ms(600_000))?
                 .unwrap_or(Duration::from_secs(5)),
+            on_nack: if consume_retry == Some(false) { OnNack::GiveUp } else { OnNack::Retry },
+            max_uncommitted_per_partition: meta
+                .integer("maxUncommittedPerPartition", 1, 10_000_000)?
+                .map_or(10_000, |n| n as usize),
+            max_delivery_bytes: meta
+                .integer("maxDeliveryBytes", 1024, i32::MAX as u64)?
+                .map_or(DAPRD_MAX_RECEIVE_BYTES, |n| n as usize),
         };
 
         let exclude_header_regex = meta
@@ -432,6 +474,18 @@ impl ComponentConfig {
             passthrough,
             warnings,
         })
+    }
+
+    /// A redactor for this configuration's secrets: the auth secrets, and the values of
+    /// `kafka.*` properties that are sensitive or unknown to librdkafka.
+    pub fn redactor(&self) -> Redactor {
+        let auth = self.auth.secret_values();
+        let passthrough = self
+            .passthrough
+            .iter()
+            .filter(|(property, _)| !redact::is_showable_property(property))
+            .map(|(_, value)| value.clone());
+        Redactor::new(auth.into_iter().chain(passthrough))
     }
 
     fn common_config(&self, bootstrap: &str) -> ClientConfig {
@@ -509,6 +563,8 @@ impl ComponentConfig {
         if let Some(max) = self.producer.max_message_bytes {
             config.set("message.max.bytes", max.to_string());
         }
+        // Consumer lag and committed offsets for the metrics come from the statistics.
+        config.set("statistics.interval.ms", "5000");
         self.apply_passthrough(&mut config);
         config
     }

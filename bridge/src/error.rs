@@ -54,6 +54,12 @@ pub enum Error {
     /// The bridge is shutting down.
     #[error("the bridge is shutting down")]
     ShuttingDown,
+    /// The instance was re-initialised or closed while the call was starting.
+    #[error("the component instance was re-initialised; retry")]
+    Retired,
+    /// A bound on what callers may make the bridge hold was reached.
+    #[error("limit reached: {0}")]
+    Limit(String),
     /// Socket or file-system trouble.
     #[error("{context}: {source}")]
     Io {
@@ -91,7 +97,8 @@ impl Error {
             Error::ClusterUnavailable { auth: false, .. } => Code::Unavailable,
             Error::Kafka { source, .. } => kafka_code(source),
             Error::QueueFull(_) => Code::ResourceExhausted,
-            Error::ShuttingDown => Code::Unavailable,
+            Error::ShuttingDown | Error::Retired => Code::Unavailable,
+            Error::Limit(_) => Code::ResourceExhausted,
             Error::Io { .. } | Error::Startup(_) | Error::Transport(_) => Code::Internal,
         }
     }

@@ -16,7 +16,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::ComponentConfig;
 use crate::error::{Error, Result};
 use crate::producer::Publisher;
-use crate::subscriber::Subscriptions;
+use crate::subscriber::{StreamLimits, Subscriptions};
+use crate::telemetry::metrics;
 
 /// One initialised component instance.
 pub struct Instance {
@@ -44,6 +45,23 @@ impl Instance {
     }
 }
 
+/// Bounds on what callers can make the bridge hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Component instances (distinct `x-component-instance` names).
+    pub max_instances: usize,
+    /// PullMessages streams per instance.
+    pub max_streams_per_instance: usize,
+    /// Largest gRPC request the server decodes; `maxMessageBytes` may not exceed it.
+    pub max_request_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_instances: 64, max_streams_per_instance: 256, max_request_bytes: 64 * 1024 * 1024 }
+    }
+}
+
 /// Every instance the bridge serves.
 pub struct Instances {
     by_name: RwLock<HashMap<String, Arc<Instance>>>,
@@ -51,6 +69,9 @@ pub struct Instances {
     retiring: TaskTracker,
     flush_timeout: Duration,
     streams: CancellationToken,
+    /// Set when shutdown begins: publishing goes on, new streams are refused.
+    draining: std::sync::atomic::AtomicBool,
+    limits: Limits,
 }
 
 /// How an instance name is shown in logs and errors.
@@ -60,19 +81,45 @@ pub fn display_name(name: &str) -> &str {
 
 impl Instances {
     /// An empty registry. `embedded_bootstrap` serves instances whose Init names no brokers.
-    pub fn new(embedded_bootstrap: Option<String>, flush_timeout: Duration) -> Self {
+    pub fn new(embedded_bootstrap: Option<String>, flush_timeout: Duration, limits: Limits) -> Self {
         Self {
             by_name: RwLock::default(),
             embedded_bootstrap,
             retiring: TaskTracker::new(),
             flush_timeout,
             streams: CancellationToken::new(),
+            draining: Default::default(),
+            limits,
         }
     }
 
     /// Initialises (or re-initialises) instance `name` from Init metadata.
     pub async fn init(&self, name: &str, properties: &HashMap<String, String>) -> Result<()> {
+        let initialised = self.try_init(name, properties).await;
+        if initialised.is_err() {
+            metrics::init_failed(display_name(name));
+        }
+        initialised
+    }
+
+    async fn try_init(&self, name: &str, properties: &HashMap<String, String>) -> Result<()> {
+        let known = self.by_name.read().unwrap_or_else(|e| e.into_inner()).contains_key(name);
+        if !known && self.by_name.read().unwrap_or_else(|e| e.into_inner()).len() >= self.limits.max_instances {
+            return Err(Error::Limit(format!(
+                "{} component instances are initialised (--max-instances)",
+                self.limits.max_instances
+            )));
+        }
         let config = ComponentConfig::parse(properties)?;
+        if let Some(max) = config.producer.max_message_bytes.filter(|m| *m as usize > self.limits.max_request_bytes) {
+            return Err(Error::InvalidMetadata {
+                key: "maxMessageBytes".into(),
+                reason: format!(
+                    "{max} exceeds the bridge's gRPC request limit of {} bytes: start the bridge with a larger --max-request-bytes",
+                    self.limits.max_request_bytes
+                ),
+            });
+        }
         for warning in &config.warnings {
             tracing::warn!(instance = display_name(name), "{warning}");
         }
@@ -102,7 +149,13 @@ impl Instances {
             linger = ?config.producer.linger,
             "instance initialised"
         );
-        let subscriptions = Subscriptions::new(self.streams.child_token());
+        let subscriptions = Subscriptions::new(
+            self.streams.child_token(),
+            StreamLimits {
+                max_streams: self.limits.max_streams_per_instance,
+                join_deadline: config.subscriber.revoke_ack_timeout + Duration::from_secs(15),
+            },
+        );
         let instance = Arc::new(Instance { name: name.to_owned(), config, bootstrap, publisher, subscriptions });
         let previous = self.by_name.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned(), instance);
         if let Some(previous) = previous {
@@ -127,10 +180,36 @@ impl Instances {
         self.retiring.spawn(async move { instance.close(timeout).await });
     }
 
-    /// Ends every PullMessages stream (first step of shutdown: lets the server's streaming
-    /// calls finish).
+    /// Ends every PullMessages stream (lets the server's streaming calls finish).
     pub fn end_streams(&self) {
         self.streams.cancel();
+    }
+
+    /// Shutdown began: refuse new PullMessages streams from now on; Publish goes on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether shutdown began.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Every instance now.
+    pub fn all(&self) -> Vec<Arc<Instance>> {
+        self.by_name.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// Asks every instance's cluster for metadata within `timeout`; false if any does not
+    /// answer. Updates `kafka_bridge_broker_connected`.
+    pub async fn kafka_usable(&self, timeout: Duration) -> bool {
+        let mut usable = true;
+        for instance in self.all() {
+            let up = instance.publisher.probe(timeout).await.is_ok();
+            metrics::broker_connected(display_name(&instance.name), up);
+            usable &= up;
+        }
+        usable
     }
 
     /// Ends every stream, then flushes and closes every producer within `timeout`. Called

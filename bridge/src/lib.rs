@@ -25,6 +25,7 @@
 //! | [`subscriber`] | PullMessages streams, rebalances, retries, dead letters, flow control |
 //! | [`offsets`] | the per-partition ack tracker (what is safe to commit) |
 //! | [`embedded`] | the in-process mock cluster |
+//! | [`topic`] | legal Kafka topic names |
 //! | [`error`] | the one error type and its gRPC codes |
 
 pub mod cli;
@@ -38,6 +39,7 @@ pub mod server;
 pub mod service;
 pub mod subscriber;
 pub mod telemetry;
+pub mod topic;
 
 pub use error::{Error, Result};
 
@@ -69,6 +71,14 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
         socket_mode: args.socket_mode,
         embedded_bootstrap: embedded.as_ref().map(|e| e.bootstrap().to_owned()),
         shutdown_timeout: args.shutdown_timeout,
+        shutdown_grace: args.shutdown_grace,
+        health_interval: args.health_interval,
+        limits: instances::Limits {
+            max_instances: args.max_instances,
+            max_streams_per_instance: args.max_streams_per_instance,
+            max_request_bytes: args.max_request_bytes,
+        },
+        trust_socket_folder: args.trust_socket_folder,
     })?;
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();

@@ -110,6 +110,17 @@ impl PartitionOffsets {
     pub fn in_flight(&self) -> usize {
         self.unacked
     }
+
+    /// Delivered messages from the oldest un-acked one on, acked or not: what the tracker
+    /// holds, and what a restart would deliver again.
+    pub fn uncommitted_len(&self) -> usize {
+        self.window.len()
+    }
+
+    /// The oldest delivered offset that is not acked: what holds the commit position.
+    pub fn first_unacked(&self) -> Option<i64> {
+        self.window.front().map(|(o, _)| *o)
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,12 @@
 //! requests; many Publish calls in flight share them too. A record counts as published only
 //! when its delivery report says Kafka took it at the configured `acks`; with idempotence on
 //! (the default) librdkafka's retries neither duplicate nor reorder it.
+//!
+//! An idempotent producer can hit a *fatal* error (librdkafka gives up on its sequence state,
+//! e.g. a broker answered the head-of-line request with `OUT_OF_ORDER_SEQUENCE_NUMBER`).
+//! Every record it holds then fails, and so would every later one: the publisher builds a
+//! fresh producer (a new producer id) the moment it sees one, so only the records that were
+//! in flight at that moment fail, and are reported as failed, never as delivered.
 
 mod batch;
 mod context;
@@ -24,11 +30,13 @@ pub mod record;
 
 use std::collections::HashMap;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use regex::Regex;
@@ -50,51 +58,62 @@ pub struct Outgoing<'a> {
     pub content_type: &'a str,
 }
 
+type KafkaProducer = ThreadedProducer<DeliveryContext>;
+
+/// A record as librdkafka takes it: raw key and headers (dead-letter records keep the
+/// original's bytes exactly).
+pub(crate) struct RawRecord<'a> {
+    pub(crate) payload: &'a [u8],
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) partition: Option<i32>,
+    pub(crate) headers: Option<OwnedHeaders>,
+}
+
 /// The Kafka producer of one component instance.
 pub struct Publisher {
     instance: String,
-    producer: ThreadedProducer<DeliveryContext>,
+    client_config: ClientConfig,
+    producer: RwLock<Arc<KafkaProducer>>,
     exclude_headers: Option<Regex>,
     message_timeout: Duration,
+}
+
+fn create_producer(client_config: &ClientConfig, redact: &crate::config::Redactor) -> Result<KafkaProducer> {
+    ThreadedProducer::from_config_and_context(client_config, DeliveryContext::default()).map_err(|e| match e {
+        KafkaError::ClientConfig(_, description, property, value) => Error::InvalidMetadata {
+            key: format!("kafka.{property}"),
+            reason: format!(
+                "= `{}` rejected by librdkafka: {}",
+                redact.value_of(&property, &value),
+                redact.text(&description)
+            ),
+        },
+        other => Error::kafka("creating the producer", other),
+    })
 }
 
 impl Publisher {
     /// Creates the producer and checks, within `initTimeout`, that the cluster answers.
     pub async fn connect(config: &ComponentConfig, bootstrap: &str, instance: &str) -> Result<Arc<Self>> {
         let client_config = config.producer_config(bootstrap);
-        let producer = ThreadedProducer::from_config_and_context(&client_config, DeliveryContext::default()).map_err(
-            |e| match e {
-                KafkaError::ClientConfig(_, description, property, value) => {
-                    let secret = ["password", "secret", "key", "token"].iter().any(|s| property.contains(s));
-                    let shown = if secret { "***" } else { value.as_str() };
-                    Error::InvalidMetadata {
-                        key: format!("kafka.{property}"),
-                        reason: format!("= `{shown}` rejected by librdkafka: {description}"),
-                    }
-                }
-                other => Error::kafka("creating the producer", other),
-            },
-        )?;
+        let producer = create_producer(&client_config, &config.redactor())?;
         let publisher = Arc::new(Self {
             instance: crate::instances::display_name(instance).to_owned(),
-            producer,
+            client_config,
+            producer: RwLock::new(Arc::new(producer)),
             exclude_headers: config.exclude_header_regex.clone(),
             message_timeout: config.producer.message_timeout,
         });
-        let probe = publisher.clone();
         let timeout = config.init_timeout;
-        let answered =
-            tokio::task::spawn_blocking(move || probe.producer.client().fetch_metadata(None, timeout).map(|_| ()))
-                .await
-                .expect("metadata probe panicked");
-        if let Err(error) = answered {
-            let last = publisher.producer.context().last_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Err(error) = publisher.probe(timeout).await {
+            let last = publisher.current().context().last_error.lock().unwrap_or_else(|e| e.into_inner()).take();
             let auth = matches!(
                 last.as_ref().and_then(|(code, _)| *code),
                 Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)
             );
+            let redact = config.redactor();
             let reason = match last {
-                Some((_, reason)) => format!("no answer within {timeout:?} ({error}; last error: {reason})"),
+                Some((_, reason)) => format!("no answer within {timeout:?} ({error}; last error: {})", redact.text(&reason)),
                 None => format!("no answer within {timeout:?} ({error})"),
             };
             // Nothing was sent yet, so there is nothing to flush; close only releases the client.
@@ -102,6 +121,21 @@ impl Publisher {
             return Err(Error::ClusterUnavailable { brokers: bootstrap.to_owned(), reason, auth });
         }
         Ok(publisher)
+    }
+
+    /// The producer in use now.
+    fn current(&self) -> Arc<KafkaProducer> {
+        self.producer.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Asks the cluster for metadata within `timeout` (off the async runtime): whether Kafka
+    /// answers this producer now.
+    pub async fn probe(&self, timeout: Duration) -> Result<()> {
+        let producer = self.current();
+        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).map(|_| ()))
+            .await
+            .map_err(|e| Error::Startup(format!("metadata probe: {e}")))?
+            .map_err(|e| Error::kafka("asking the cluster for metadata", e))
     }
 
     /// Publishes `messages` to `topic` and waits for every delivery report. Returns the
@@ -112,55 +146,117 @@ impl Publisher {
         request_metadata: &HashMap<String, String>,
         messages: impl ExactSizeIterator<Item = Outgoing<'_>>,
     ) -> Vec<(usize, Error)> {
-        let count = messages.len();
+        let exclude = self.exclude_headers.as_ref();
+        let records = messages.map(|message| {
+            record::record_parts([message.metadata, request_metadata], message.content_type, exclude).map(|parts| {
+                (message.payload.as_ref(), parts)
+            })
+        });
+        let count = records.len();
         let batch = Batch::new(count);
         let started = Instant::now();
         let deadline = started + self.message_timeout;
-        for (index, message) in messages.enumerate() {
-            let parts = match record::record_parts(
-                [message.metadata, request_metadata],
-                message.content_type,
-                self.exclude_headers.as_ref(),
-            ) {
-                Ok(parts) => parts,
-                Err(error) => {
-                    batch.complete(index, Err(error));
-                    continue;
+        let producer = self.current();
+        for (index, record) in records.enumerate() {
+            let outcome = match record {
+                Ok((payload, parts)) => {
+                    let raw = RawRecord {
+                        payload,
+                        key: parts.key.as_deref().map(str::as_bytes),
+                        partition: parts.partition,
+                        headers: parts.headers,
+                    };
+                    self.enqueue(&producer, topic, raw, &batch, index, deadline).await
                 }
+                Err(error) => Err(error),
             };
-            let mut record = BaseRecord::with_opaque_to(topic, Box::new(Pending { batch: batch.clone(), index }))
-                .payload(message.payload.as_ref());
-            if let Some(key) = &parts.key {
-                record = record.key(key.as_bytes());
-            }
-            if let Some(partition) = parts.partition {
-                record = record.partition(partition);
-            }
-            if let Some(headers) = parts.headers {
-                record = record.headers(headers);
-            }
-            if let Err(error) = self.enqueue(topic, record, deadline).await {
+            if let Err(error) = outcome {
                 batch.complete(index, Err(error));
             }
         }
+        self.finish(topic, count, batch, started, producer).await
+    }
+
+    /// Publishes records given as raw parts (dead-letter records) and waits for their reports.
+    pub(crate) async fn publish_raw(&self, topic: &str, records: Vec<RawRecord<'_>>) -> Vec<(usize, Error)> {
+        let count = records.len();
+        let batch = Batch::new(count);
+        let started = Instant::now();
+        let deadline = started + self.message_timeout;
+        let producer = self.current();
+        for (index, raw) in records.into_iter().enumerate() {
+            if let Err(error) = self.enqueue(&producer, topic, raw, &batch, index, deadline).await {
+                batch.complete(index, Err(error));
+            }
+        }
+        self.finish(topic, count, batch, started, producer).await
+    }
+
+    async fn finish(
+        &self,
+        topic: &str,
+        count: usize,
+        batch: Arc<Batch>,
+        started: Instant,
+        producer: Arc<KafkaProducer>,
+    ) -> Vec<(usize, Error)> {
         let failures = batch.wait().await;
         metrics::published(&self.instance, topic, count - failures.len(), failures.len(), started.elapsed());
+        if !failures.is_empty() {
+            self.rebuild_if_fatal(producer);
+        }
         failures
+    }
+
+    /// Replaces `failed` with a fresh producer if librdkafka declared it dead (a fatal
+    /// error), unless another call already did.
+    fn rebuild_if_fatal(&self, failed: Arc<KafkaProducer>) {
+        let Some((code, reason)) = failed.client().fatal_error() else { return };
+        let mut current = self.producer.write().unwrap_or_else(|e| e.into_inner());
+        if !Arc::ptr_eq(&current, &failed) {
+            return;
+        }
+        match create_producer(&self.client_config, &crate::config::Redactor::default()) {
+            Ok(fresh) => {
+                tracing::error!(instance = %self.instance, ?code, reason, "producer hit a fatal error: replaced it with a new one (records in flight on it failed)");
+                metrics::producer_rebuilt(&self.instance);
+                let old = std::mem::replace(&mut *current, Arc::new(fresh));
+                drop(current);
+                retire(old);
+            }
+            Err(error) => {
+                tracing::error!(instance = %self.instance, %error, "producer hit a fatal error and could not be replaced")
+            }
+        }
     }
 
     /// Hands one record to librdkafka, waiting for room while its queue is full.
     async fn enqueue(
         &self,
+        producer: &KafkaProducer,
         topic: &str,
-        mut record: BaseRecord<'_, [u8], [u8], Box<Pending>>,
+        raw: RawRecord<'_>,
+        batch: &Arc<Batch>,
+        index: usize,
         deadline: Instant,
     ) -> Result<()> {
+        let mut record =
+            BaseRecord::with_opaque_to(topic, Box::new(Pending { batch: batch.clone(), index })).payload(raw.payload);
+        if let Some(key) = raw.key {
+            record = record.key(key);
+        }
+        if let Some(partition) = raw.partition {
+            record = record.partition(partition);
+        }
+        if let Some(headers) = raw.headers {
+            record = record.headers(headers);
+        }
         loop {
             // Register for the "room" signal before trying, so a delivery report that
             // lands between a QueueFull and the wait is not missed.
-            let mut room = pin!(self.producer.context().room.notified());
+            let mut room = pin!(producer.context().room.notified());
             room.as_mut().enable();
-            match self.producer.send(record) {
+            match producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
@@ -178,14 +274,14 @@ impl Publisher {
 
     /// Messages handed to librdkafka and not yet reported.
     pub fn in_flight(&self) -> i32 {
-        self.producer.in_flight_count()
+        self.current().in_flight_count()
     }
 
     /// Waits up to `timeout` for every queued record's delivery report, then closes the
     /// producer. Runs librdkafka's blocking flush off the async runtime.
     pub async fn close(self: Arc<Self>, timeout: Duration) -> Result<()> {
         tokio::task::spawn_blocking(move || {
-            let flushed = self.producer.flush(timeout);
+            let flushed = self.current().flush(timeout);
             drop(self);
             flushed
         })
@@ -193,4 +289,16 @@ impl Publisher {
         .expect("producer flush panicked")
         .map_err(|e| Error::kafka("flushing the producer", e))
     }
+}
+
+/// Drops a replaced producer off the async runtime once no call uses it any more (dropping
+/// purges what it still holds, which fails those records, and joins its poll thread).
+fn retire(old: Arc<KafkaProducer>) {
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(old);
+    });
 }

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::error::Error;
 use crate::instances::Instances;
 use crate::producer::Outgoing;
-use crate::subscriber::MessageStream;
+use crate::subscriber::{MessageStream, OpenError};
 
 /// Features this bridge implements, as daprd's `Features` call expects them.
 pub const FEATURES: &[&str] = &["BULK_PUBSUB"];
@@ -49,9 +49,7 @@ impl dapr_kafka_proto::PubSub for PubSubService {
     async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<PublishResponse>, Status> {
         let instance = self.instances.get(&instance_name(&request))?;
         let request = request.into_inner();
-        if request.topic.is_empty() {
-            return Err(Error::InvalidRequest("topic is empty".into()).into());
-        }
+        crate::topic::validate(&request.topic).map_err(Error::InvalidRequest)?;
         let message =
             Outgoing { payload: &request.data, metadata: &request.metadata, content_type: &request.content_type };
         let no_request_metadata = Default::default();
@@ -68,9 +66,7 @@ impl dapr_kafka_proto::PubSub for PubSubService {
     ) -> Result<Response<BulkPublishResponse>, Status> {
         let instance = self.instances.get(&instance_name(&request))?;
         let request = request.into_inner();
-        if request.topic.is_empty() {
-            return Err(Error::InvalidRequest("topic is empty".into()).into());
-        }
+        crate::topic::validate(&request.topic).map_err(Error::InvalidRequest)?;
         // daprd maps failed entries back by id: duplicate ids would make that ambiguous, so
         // such a request is refused whole before anything is sent.
         let mut ids = std::collections::HashSet::with_capacity(request.entries.len());
@@ -103,7 +99,11 @@ impl dapr_kafka_proto::PubSub for PubSubService {
         &self,
         request: Request<Streaming<PullMessagesRequest>>,
     ) -> Result<Response<Self::PullMessagesStream>, Status> {
-        let instance = self.instances.get(&instance_name(&request))?;
+        if self.instances.is_draining() {
+            return Err(Error::ShuttingDown.into());
+        }
+        let name = instance_name(&request);
+        self.instances.get(&name)?;
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -112,15 +112,26 @@ impl dapr_kafka_proto::PubSub for PubSubService {
         let topic = first
             .topic
             .ok_or_else(|| Error::InvalidRequest("the first PullMessagesRequest must name a topic".into()))?;
-        let stream = instance.subscriptions.open(
-            &instance.name,
-            &instance.config,
-            &instance.bootstrap,
-            &instance.publisher,
-            topic,
-            inbound,
-        )?;
-        Ok(Response::new(stream))
+        // The instance is looked up after the first message: a re-Init while daprd was
+        // sending it replaced the instance, and the stream belongs to the new one. If a
+        // re-Init lands between the lookup and the open, the old instance refuses (Retired)
+        // and the new one is used.
+        for _ in 0..3 {
+            let instance = self.instances.get(&name)?;
+            match instance.subscriptions.open(
+                &instance.name,
+                &instance.config,
+                &instance.bootstrap,
+                &instance.publisher,
+                topic.clone(),
+                inbound,
+            ) {
+                Ok(stream) => return Ok(Response::new(stream)),
+                Err(OpenError::Retired(returned)) => inbound = returned,
+                Err(OpenError::Failed(error)) => return Err(error.into()),
+            }
+        }
+        Err(Error::Retired.into())
     }
 
     async fn pause(&self, request: Request<PauseRequest>) -> Result<Response<PauseResponse>, Status> {

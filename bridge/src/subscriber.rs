@@ -15,22 +15,25 @@ pub(crate) mod message;
 pub(crate) mod state;
 mod worker;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use dapr_kafka_proto::components::{PullMessagesRequest, PullMessagesResponse, Topic};
+use futures::Stream;
+use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use tokio::sync::mpsc as async_mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::{mpsc as async_mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Status, Streaming};
 
 use self::dead_letter::DeadLetter;
 use self::state::StreamState;
-use self::worker::{Shared, StreamContext};
+use self::worker::{Outcome, Shared, StreamContext};
 use crate::config::ComponentConfig;
 use crate::error::{Error, Result};
 use crate::producer::Publisher;
@@ -52,33 +55,61 @@ pub(crate) enum Event {
 }
 
 /// The response stream handed to tonic.
-pub type MessageStream = ReceiverStream<Result<PullMessagesResponse, Status>>;
+pub type MessageStream = Pin<Box<dyn Stream<Item = Result<PullMessagesResponse, Status>> + Send + 'static>>;
 
 /// The streams of one component instance, and its Pause/Resume switch.
 pub struct Subscriptions {
-    paused: Arc<AtomicBool>,
+    paused: watch::Sender<bool>,
     cancel: CancellationToken,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Stream threads; `None` once closed, after which no stream may open here.
+    threads: Mutex<Option<Vec<JoinHandle<()>>>>,
     readers: TaskTracker,
+    limits: StreamLimits,
+}
+
+/// Why a stream did not open.
+pub enum OpenError {
+    /// The instance was re-initialised or closed: here is daprd's request stream back, to
+    /// open on the instance that replaced it.
+    Retired(Streaming<PullMessagesRequest>),
+    /// Anything else.
+    Failed(Error),
+}
+
+/// Bounds on what one instance's streams may take.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// PullMessages streams open at once.
+    pub max_streams: usize,
+    /// How long closing waits for a stream thread before leaving it behind.
+    pub join_deadline: Duration,
 }
 
 impl Subscriptions {
     /// No streams yet; `cancel` ends them all when cancelled.
-    pub fn new(cancel: CancellationToken) -> Self {
-        Self { paused: Arc::default(), cancel, threads: Mutex::default(), readers: TaskTracker::new() }
+    pub fn new(cancel: CancellationToken, limits: StreamLimits) -> Self {
+        Self {
+            paused: watch::Sender::new(false),
+            cancel,
+            threads: Mutex::new(Some(Vec::new())),
+            readers: TaskTracker::new(),
+            limits,
+        }
     }
 
-    /// daprd's Pause: deliver nothing new on any stream; membership and acks go on.
+    /// daprd's Pause: deliver nothing new on any stream, and hold what is queued for daprd;
+    /// membership and acks go on.
     pub fn pause(&self) {
-        self.paused.store(true, Ordering::Release);
+        self.paused.send_replace(true);
     }
 
     /// daprd's Resume.
     pub fn resume(&self) {
-        self.paused.store(false, Ordering::Release);
+        self.paused.send_replace(false);
     }
 
-    /// Opens a stream for `topic` with daprd's request stream `inbound`.
+    /// Opens a stream for `topic` with daprd's request stream `inbound`. If this instance
+    /// was re-initialised or closed meanwhile, hands `inbound` back ([`OpenError::Retired`]).
     pub fn open(
         &self,
         instance: &str,
@@ -86,18 +117,40 @@ impl Subscriptions {
         bootstrap: &str,
         publisher: &Arc<Publisher>,
         topic: Topic,
+        inbound: Streaming<PullMessagesRequest>,
+    ) -> Result<MessageStream, OpenError> {
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(threads) = threads.as_mut() else { return Err(OpenError::Retired(inbound)) };
+        self.open_locked(threads, instance, config, bootstrap, publisher, topic, inbound).map_err(OpenError::Failed)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_locked(
+        &self,
+        threads: &mut Vec<JoinHandle<()>>,
+        instance: &str,
+        config: &ComponentConfig,
+        bootstrap: &str,
+        publisher: &Arc<Publisher>,
+        topic: Topic,
         mut inbound: Streaming<PullMessagesRequest>,
     ) -> Result<MessageStream> {
-        if topic.name.is_empty() {
-            return Err(Error::InvalidRequest("the first PullMessagesRequest must name a topic".into()));
-        }
+        crate::topic::validate(&topic.name).map_err(Error::InvalidRequest)?;
         let group = config.consumer_group.as_deref().ok_or_else(|| Error::InvalidMetadata {
             key: "consumerGroup".into(),
             reason: "(or consumerID) is required to subscribe".into(),
         })?;
+        threads.retain(|t| !t.is_finished());
+        if threads.len() >= self.limits.max_streams {
+            return Err(Error::Limit(format!(
+                "{} PullMessages streams are open on this component (--max-streams-per-instance)",
+                threads.len()
+            )));
+        }
         let settings = config.subscriber.clone();
-        let stream_name = format!("{}/{}", crate::instances::display_name(instance), topic.name);
-        let (events_tx, events_rx) = mpsc::channel();
+        let component = crate::instances::display_name(instance);
+        let stream_name = format!("{component}/{}", topic.name);
+        let (events_tx, events_rx) = async_mpsc::channel(settings.max_in_flight_per_stream.min(10_000) + 64);
         let (outbound, responses) = async_mpsc::channel(settings.max_in_flight_per_stream + 1);
         let runtime = tokio::runtime::Handle::current();
         let dead_letter = settings.dead_letter_topic.clone().map(|dlq| DeadLetter {
@@ -109,28 +162,27 @@ impl Subscriptions {
         });
         let shared = Arc::new(Shared {
             topic: topic.name.clone(),
-            labels: StreamLabels {
-                instance: crate::instances::display_name(instance).to_owned(),
-                topic: topic.name.clone(),
-            },
+            labels: StreamLabels::new(component, &topic.name),
             stream: stream_name.clone(),
             state: Mutex::new(StreamState::new(settings.clone())),
             events: Mutex::new(events_rx),
-            paused: self.paused.clone(),
+            runtime,
+            paused: self.paused.subscribe(),
             inbound_closed: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             revoke_ack_timeout: settings.revoke_ack_timeout,
             commit_interval: settings.commit_interval,
             escape_headers: settings.escape_headers,
             dead_letter,
             outbound,
-            librdkafka_paused: Mutex::default(),
+            outbox: Mutex::default(),
             unsaved: Mutex::default(),
+            reported: Mutex::default(),
         });
         let mut client_config = config.consumer_config(bootstrap, group);
         client_config.set("enable.partition.eof", "false");
-        let consumer = BaseConsumer::from_config_and_context(&client_config, StreamContext { shared: shared.clone() })
-            .map_err(|e| Error::kafka("creating the consumer", e))?;
-        consumer.subscribe(&[&topic.name]).map_err(|e| Error::kafka(format!("subscribing to `{}`", topic.name), e))?;
+        let make = ConsumerFactory { config: client_config, topic: topic.name.clone(), shared: shared.clone() };
+        let consumer = make.create()?;
         tracing::info!(stream = %stream_name, group, "stream opened");
 
         let cancel = self.cancel.child_token();
@@ -138,13 +190,11 @@ impl Subscriptions {
         let thread = std::thread::Builder::new()
             .name(format!("pull-{}", topic.name))
             .spawn(move || {
-                worker::run(consumer, shared, thread_cancel.clone());
+                run_stream(consumer, &make, &thread_cancel);
                 // The reader stops when the worker does.
                 thread_cancel.cancel();
             })
             .map_err(|e| Error::io("starting the stream thread", e))?;
-        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        threads.retain(|t| !t.is_finished());
         threads.push(thread);
 
         self.readers.spawn(async move {
@@ -162,22 +212,113 @@ impl Subscriptions {
                     Ok(None) | Err(_) => Event::InboundClosed,
                 };
                 let closed = matches!(event, Event::InboundClosed);
-                if events_tx.send(event).is_err() || closed {
+                // Bounded: a daprd that acks faster than the thread applies waits here.
+                let sent = tokio::select! {
+                    sent = events_tx.send(event) => sent.is_ok(),
+                    () = cancel.cancelled() => false,
+                };
+                if !sent || closed {
                     break;
                 }
             }
         });
-        Ok(ReceiverStream::new(responses))
+        Ok(held_while_paused(responses, self.paused.subscribe()))
     }
 
-    /// Ends every stream (each commits its acked prefix) and waits for them.
+    /// Ends every stream (each commits its acked prefix) and waits for them, each up to the
+    /// join deadline. No stream can open here afterwards.
     pub async fn close(&self) {
         self.cancel.cancel();
-        let threads: Vec<_> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
         for thread in threads {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            let name = thread.thread().name().unwrap_or("pull").to_owned();
+            let joined = tokio::time::timeout(self.limits.join_deadline, tokio::task::spawn_blocking(move || thread.join()));
+            if joined.await.is_err() {
+                tracing::error!(thread = name, deadline = ?self.limits.join_deadline, "a stream thread did not end in time; leaving it behind");
+            }
         }
         self.readers.close();
-        self.readers.wait().await;
+        let _ = tokio::time::timeout(self.limits.join_deadline, self.readers.wait()).await;
     }
+}
+
+/// Builds the consumer of one stream (again, after a fatal error).
+struct ConsumerFactory {
+    config: ClientConfig,
+    topic: String,
+    shared: Arc<Shared>,
+}
+
+impl ConsumerFactory {
+    fn create(&self) -> Result<BaseConsumer<StreamContext>> {
+        let consumer = BaseConsumer::from_config_and_context(&self.config, StreamContext { shared: self.shared.clone() })
+            .map_err(|e| Error::kafka("creating the consumer", e))?;
+        consumer.subscribe(&[&self.topic]).map_err(|e| Error::kafka(format!("subscribing to `{}`", self.topic), e))?;
+        Ok(consumer)
+    }
+}
+
+/// The stream thread: runs the consumer; after a fatal error, builds a new one with backoff.
+fn run_stream(consumer: BaseConsumer<StreamContext>, make: &ConsumerFactory, cancel: &CancellationToken) {
+    let shared = &make.shared;
+    shared.labels.stream_open(1.0);
+    let mut consumer = Some(consumer);
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let current = match consumer.take().map_or_else(|| make.create(), Ok) {
+            Ok(current) => current,
+            Err(error) => {
+                tracing::error!(stream = %shared.stream, %error, ?backoff, "could not build a consumer; retrying");
+                if sleep_unless_cancelled(shared, cancel, backoff) {
+                    break;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        match worker::run(&current, shared, cancel) {
+            Outcome::Finished => {
+                worker::close(current, shared);
+                break;
+            }
+            Outcome::Rebuild => {
+                worker::abandon(current, shared);
+                if sleep_unless_cancelled(shared, cancel, backoff) {
+                    break;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    if let Some(dead_letter) = &shared.dead_letter {
+        dead_letter.tasks.close();
+        let _ = shared.runtime.block_on(tokio::time::timeout(Duration::from_secs(10), dead_letter.tasks.wait()));
+    }
+    shared.labels.stream_open(-1.0);
+    tracing::info!(stream = %shared.stream, "stream closed");
+}
+
+/// Sleeps `duration` unless cancelled first; returns whether it was cancelled.
+fn sleep_unless_cancelled(shared: &Shared, cancel: &CancellationToken, duration: Duration) -> bool {
+    shared.runtime.block_on(async {
+        tokio::select! {
+            () = tokio::time::sleep(duration) => false,
+            () = cancel.cancelled() => true,
+        }
+    })
+}
+
+/// The response stream: what the worker queued, except that nothing leaves while daprd has
+/// paused the component. Messages queued before the Pause stay queued (un-acked, so they
+/// are delivered again later if the stream ends) instead of reaching a draining daprd.
+fn held_while_paused(
+    responses: async_mpsc::Receiver<Result<PullMessagesResponse, Status>>,
+    paused: watch::Receiver<bool>,
+) -> MessageStream {
+    Box::pin(futures::stream::unfold((responses, paused), |(mut responses, mut paused)| async move {
+        let _ = paused.wait_for(|p| !*p).await;
+        let item = responses.recv().await?;
+        let _ = paused.wait_for(|p| !*p).await;
+        Some((item, (responses, paused)))
+    }))
 }

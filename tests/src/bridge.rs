@@ -32,13 +32,15 @@ impl BridgeUnderTest {
         }
         let folder = tempfile::tempdir().unwrap();
         let socket = folder.path().join(format!("{COMPONENT}.sock"));
-        let bridge = Bridge::bind(ServerOptions {
-            socket_path: socket.clone(),
-            socket_mode: 0o666,
-            embedded_bootstrap: embedded.map(str::to_owned),
-            shutdown_timeout: Duration::from_secs(10),
-        })
-        .expect("bind bridge");
+        let mut options = ServerOptions::new(socket.clone());
+        options.embedded_bootstrap = embedded.map(str::to_owned);
+        Self::with_options(folder, options)
+    }
+
+    /// Starts the bridge in this process with `options` (its socket inside `folder`).
+    pub fn with_options(folder: tempfile::TempDir, options: ServerOptions) -> Self {
+        let socket = options.socket_path.clone();
+        let bridge = Bridge::bind(options).expect("bind bridge");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(bridge.serve(shutdown.clone()));
         Self { _folder: folder, socket, running: Some(Running::InProcess { shutdown, task }) }
@@ -48,8 +50,12 @@ impl BridgeUnderTest {
     pub fn child(args: &[&str]) -> Self {
         let folder = tempfile::tempdir().unwrap();
         let socket = folder.path().join(format!("{COMPONENT}.sock"));
+        // daprd is not there to close its connections on SIGTERM: no grace period by default.
+        let grace: &[&str] =
+            if args.iter().any(|a| a.starts_with("--shutdown-grace")) { &[] } else { &["--shutdown-grace", "0s"] };
         let child = Command::new(bridge_binary())
             .args(["--component-name", COMPONENT, "--log", "info"])
+            .args(grace)
             .env("DAPR_COMPONENTS_SOCKETS_FOLDER", folder.path())
             .args(args)
             .stdin(Stdio::null())
@@ -82,6 +88,14 @@ impl BridgeUnderTest {
                 tokio::task::spawn_blocking(move || child.wait().map(|s| s.success()).unwrap_or(false)).await.unwrap()
             }
             None => true,
+        }
+    }
+
+    /// The child's process id (None in process).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.running {
+            Some(Running::Child(child)) => Some(child.id()),
+            _ => None,
         }
     }
 

@@ -209,6 +209,29 @@ impl Auth {
     }
 }
 
+impl Auth {
+    /// Every secret value this configuration holds, to scrub from texts that are shown.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let tls = match self {
+            Auth::Password { password, tls, .. } => {
+                out.push(password.expose().to_owned());
+                tls.as_ref()
+            }
+            Auth::Oidc { client_secret, tls, .. } => {
+                out.push(client_secret.expose().to_owned());
+                tls.as_ref()
+            }
+            Auth::Tls(tls) => Some(tls),
+            Auth::None { tls } => tls.as_ref(),
+        };
+        if let Some((_, key)) = tls.and_then(|t| t.client.as_ref()) {
+            out.push(key.expose().to_owned());
+        }
+        out
+    }
+}
+
 /// The librdkafka properties that the auth keys own (a `kafka.` passthrough may not set them).
 pub(crate) const OWNED_PROPERTIES: &[(&str, &str)] = &[
     ("security.protocol", "authType"),

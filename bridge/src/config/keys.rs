@@ -61,10 +61,14 @@ keys! {
     "escapeHeaders", "false", "URL-escape header values of delivered messages.";
     "maxInFlightPerStream", "1000", "Un-acked messages one PullMessages stream may hold.";
     "maxInFlightPerPartition", "500", "Un-acked messages per partition before the partition is paused.";
-    "maxRetries", "3", "Redeliveries of a nacked message before it is dead-lettered (-1: forever).";
+    "maxRetries", "3 (-1 with `consumeRetryEnabled: true`)", "Redeliveries of a nacked message before it is dead-lettered (-1: forever).";
     "retryBackoff", "1s", "Delay before the first redelivery of a nacked message; doubles each time.";
     "maxRetryBackoff", "30s", "Upper bound of the redelivery delay.";
-    "deadLetterTopic", "", "Topic that receives a message after its last retry; without it the message is redelivered forever.";
+    "deadLetterTopic", "", "Topic that receives a message after its last retry (and a record too large to deliver); without it the message is redelivered, and its partition stops once `maxUncommittedPerPartition` is reached.";
+    "consumeRetryEnabled", "(unset: the retry keys above)", "As in `pubsub.kafka`: `true` redelivers a nacked message every `consumeRetryInterval` (forever unless `maxRetries`); `false` redelivers nothing: a nacked message goes to `deadLetterTopic`, or is dropped with an error log.";
+    "consumeRetryInterval", "100ms", "Redelivery interval with `consumeRetryEnabled: true` (constant, not doubling).";
+    "maxUncommittedPerPartition", "10000", "Delivered messages a partition may hold behind its oldest un-acked one; beyond it the partition stops delivering (a poison message without a dead-letter topic), with an error log and the `kafka_bridge_blocked_partitions` gauge.";
+    "maxDeliveryBytes", "4194304", "Largest PullMessages response sent to daprd (daprd's gRPC receive limit is 4 MiB); a larger record goes to `deadLetterTopic`, or holds its partition with an error log.";
     "commitInterval", "1s", "How often acked offsets are committed.";
     "revokeAckTimeout", "5s", "How long a revoked partition waits for outstanding acks before it is released.";
     "kafka.<property>", "", "Any librdkafka property, applied last; clashing with a typed key above is an error.";

@@ -41,7 +41,8 @@ pub(crate) fn duration(value: &str) -> Result<Duration, String> {
         total += number * seconds_per_unit;
         rest = &rest[unit_len..];
     }
-    Ok(Duration::from_secs_f64(total))
+    // Go's ParseDuration refuses anything beyond ~292 years; so do we, without panicking.
+    Duration::try_from_secs_f64(total).map_err(|_| format!("`{text}` is too long a duration"))
 }
 
 /// Parses a boolean the way Go's `strconv.ParseBool` does.

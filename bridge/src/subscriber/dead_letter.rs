@@ -5,17 +5,16 @@
 //! committed) only after Kafka acknowledged the dead-letter record; if that publish fails, the
 //! message goes back to redelivery, so nothing is dropped.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc;
 
+use rdkafka::message::{Header, OwnedHeaders};
 use tokio::runtime::Handle;
+use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 use super::Event;
 use super::message::Fetched;
-use crate::producer::record::PARTITION_KEY;
-use crate::producer::{Outgoing, Publisher};
+use crate::producer::{Publisher, RawRecord};
 
 /// Header with the error daprd reported for the last attempt.
 pub const ERROR_HEADER: &str = "dlq-error";
@@ -37,29 +36,43 @@ pub(crate) struct DeadLetter {
 
 impl DeadLetter {
     /// Publishes `message` in the background; the outcome comes back as an [`Event`].
+    ///
+    /// The record is built from raw parts: key and header bytes are copied exactly, and no
+    /// header is read as a publish control key (`partitionKey`, `partitionNumber`, `__key`),
+    /// so a dead-letter record is the original plus the `dlq-*` headers, nothing else.
     pub(crate) fn send(&self, message: Fetched, epoch: u64, error: String) {
-        let mut metadata: HashMap<String, String> =
-            message.headers.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect();
-        if let Some(key) = &message.key {
-            metadata.insert(PARTITION_KEY.into(), String::from_utf8_lossy(key).into_owned());
-        }
-        metadata.insert(ERROR_HEADER.into(), error);
-        metadata.insert(TOPIC_HEADER.into(), message.response.topic_name.clone());
-        metadata.insert(PARTITION_HEADER.into(), message.partition.to_string());
-        metadata.insert(OFFSET_HEADER.into(), message.offset.to_string());
         let publisher = self.publisher.clone();
         let topic = self.topic.clone();
         let events = self.events.clone();
         let (partition, offset) = (message.partition, message.offset);
         self.tasks.spawn_on(
             async move {
-                let outgoing = Outgoing { payload: &message.response.data, metadata: &metadata, content_type: "" };
-                let failures = publisher.publish(&topic, &HashMap::new(), std::iter::once(outgoing)).await;
+                let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + 4);
+                for (name, value) in &message.headers {
+                    headers = headers.insert(Header { key: name, value: Some(value) });
+                }
+                let original_partition = partition.to_string();
+                let original_offset = offset.to_string();
+                for (name, value) in [
+                    (ERROR_HEADER, error.as_str()),
+                    (TOPIC_HEADER, message.response.topic_name.as_str()),
+                    (PARTITION_HEADER, original_partition.as_str()),
+                    (OFFSET_HEADER, original_offset.as_str()),
+                ] {
+                    headers = headers.insert(Header { key: name, value: Some(value) });
+                }
+                let record = RawRecord {
+                    payload: &message.response.data,
+                    key: message.key.as_deref(),
+                    partition: None,
+                    headers: Some(headers),
+                };
+                let failures = publisher.publish_raw(&topic, vec![record]).await;
                 let outcome = match failures.into_iter().next() {
                     None => Ok(()),
                     Some((_, error)) => Err(error.to_string()),
                 };
-                let _ = events.send(Event::DeadLettered { partition, offset, epoch, outcome });
+                let _ = events.send(Event::DeadLettered { partition, offset, epoch, outcome }).await;
             },
             &self.runtime,
         );

@@ -12,10 +12,14 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use dapr_kafka_proto::components::PullMessagesResponse;
+use prost::Message as _;
 use rdkafka::Timestamp;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use crate::producer::record::CONTENT_TYPE_HEADER;
+
+/// The most an id (`<partition>-<offset>-<epoch>-<attempt>`, field tag and length) adds.
+const MAX_ID_BYTES: usize = 2 + 11 + 1 + 20 + 1 + 20 + 1 + 10;
 
 /// A record fetched from Kafka, kept until daprd acks it (for redelivery and dead-lettering).
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +30,8 @@ pub(crate) struct Fetched {
     pub(crate) headers: Vec<(String, Vec<u8>)>,
     /// The response without its id.
     pub(crate) response: PullMessagesResponse,
+    /// Encoded size of the response once it carries its id: what daprd's receive limit sees.
+    pub(crate) size: usize,
 }
 
 impl Fetched {
@@ -54,18 +60,20 @@ impl Fetched {
         if let Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) = message.timestamp() {
             metadata.insert("__timestamp".into(), ms.to_string());
         }
+        let response = PullMessagesResponse {
+            data: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
+            topic_name: message.topic().to_owned(),
+            metadata,
+            content_type,
+            id: String::new(),
+        };
         Fetched {
             partition: message.partition(),
             offset: message.offset(),
             key,
             headers,
-            response: PullMessagesResponse {
-                data: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
-                topic_name: message.topic().to_owned(),
-                metadata,
-                content_type,
-                id: String::new(),
-            },
+            size: response.encoded_len() + MAX_ID_BYTES,
+            response,
         }
     }
 }

@@ -22,6 +22,16 @@
 //! paused in librdkafka. Paused partitions are still polled (the group membership stays
 //! alive); librdkafka just fetches nothing for them. Memory is bounded by the in-flight
 //! bounds plus the prefetch bounds, whatever daprd does.
+//!
+//! Two things stop a partition from delivering while it stays assigned, each reported once
+//! through [`StreamState::block_changes`] so the worker logs and meters it:
+//! - **the uncommitted cap**: the ack tracker keeps every delivered offset from the oldest
+//!   un-acked one on. A poison message that is never acked (no dead-letter topic) would make
+//!   that window, and what a restart redelivers, grow without end; at
+//!   `maxUncommittedPerPartition` the partition delivers nothing new until it moves;
+//! - **an oversized record**: a response above `maxDeliveryBytes` would kill daprd's stream
+//!   (and again after every restart). It goes to the dead-letter topic if there is one;
+//!   otherwise it holds its partition, never skipped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -30,7 +40,7 @@ use dapr_kafka_proto::components::PullMessagesResponse;
 use tokio::time::Instant;
 
 use super::message::{Fetched, MessageId};
-use crate::config::SubscriberSettings;
+use crate::config::{OnNack, SubscriberSettings};
 use crate::offsets::{Ack, PartitionOffsets};
 
 /// The smallest prefetch per partition and per stream: even with one message in flight,
@@ -46,8 +56,28 @@ pub(crate) enum AfterNack {
     DeadLetter(Box<Fetched>),
     /// Retries are used up and there is no dead-letter topic: redeliver anyway, later.
     RedeliverExhausted { at: Instant, retry: u32 },
+    /// `consumeRetryEnabled: false` and no dead-letter topic: the message counts as handled.
+    Dropped,
     /// Unknown, stale or repeated id: nothing to do.
     Ignored,
+}
+
+/// Why a partition delivers nothing new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Block {
+    /// `maxUncommittedPerPartition` delivered messages wait behind the un-acked `offset`.
+    UncommittedCap { offset: i64, held: usize },
+    /// The record at `offset` is larger than daprd can receive, and there is no dead-letter topic.
+    Oversized { offset: i64, bytes: usize },
+}
+
+/// What the worker should send now.
+#[derive(Debug, Default)]
+pub(crate) struct Deliveries {
+    /// Responses for daprd.
+    pub(crate) messages: Vec<PullMessagesResponse>,
+    /// Records to dead-letter without delivering them (too large for daprd), with the reason.
+    pub(crate) dead_letters: Vec<(Fetched, u64, String)>,
 }
 
 #[derive(Debug)]
@@ -70,6 +100,25 @@ struct Partition {
     offsets: PartitionOffsets,
     in_flight: HashMap<i64, InFlight>,
     held: VecDeque<Fetched>,
+    /// Whether librdkafka was asked to stop fetching it.
+    fetch_paused: bool,
+    /// Why it delivers nothing new, if it does not; `reported` once logged.
+    block: Option<Block>,
+    reported: Option<Block>,
+}
+
+impl Partition {
+    fn new(epoch: u64, offsets: PartitionOffsets) -> Self {
+        Self {
+            epoch,
+            offsets,
+            in_flight: HashMap::new(),
+            held: VecDeque::new(),
+            fetch_paused: false,
+            block: None,
+            reported: None,
+        }
+    }
 }
 
 /// The state of one stream.
@@ -91,10 +140,7 @@ impl StreamState {
     pub(crate) fn assign(&mut self, partition: i32) {
         let epoch = self.next_epoch;
         self.next_epoch += 1;
-        if let Some(old) = self.partitions.insert(
-            partition,
-            Partition { epoch, offsets: PartitionOffsets::default(), in_flight: HashMap::new(), held: VecDeque::new() },
-        ) {
+        if let Some(old) = self.partitions.insert(partition, Partition::new(epoch, PartitionOffsets::default())) {
             self.in_flight -= old.in_flight.len();
             self.held -= old.held.len();
         }
@@ -136,8 +182,8 @@ impl StreamState {
     }
 
     /// Messages to send now: due redeliveries, then held messages while there is room.
-    pub(crate) fn deliverable(&mut self, now: Instant, paused: bool) -> Vec<PullMessagesResponse> {
-        let mut out = Vec::new();
+    pub(crate) fn deliverable(&mut self, now: Instant, paused: bool) -> Deliveries {
+        let mut out = Deliveries::default();
         if paused {
             return out;
         }
@@ -147,12 +193,17 @@ impl StreamState {
                     entry.attempt += 1;
                     entry.next = Next::AwaitingAck;
                     let id = MessageId { partition, offset, epoch: state.epoch, attempt: entry.attempt };
-                    out.push(PullMessagesResponse { id: id.to_string(), ..entry.message.response.clone() });
+                    out.messages.push(PullMessagesResponse { id: id.to_string(), ..entry.message.response.clone() });
                 }
             }
         }
-        let (stream_limit, partition_limit) =
-            (self.settings.max_in_flight_per_stream, self.settings.max_in_flight_per_partition);
+        let (stream_limit, partition_limit, cap, max_bytes, has_dead_letter) = (
+            self.settings.max_in_flight_per_stream,
+            self.settings.max_in_flight_per_partition,
+            self.settings.max_uncommitted_per_partition,
+            self.settings.max_delivery_bytes,
+            self.settings.dead_letter_topic.is_some(),
+        );
         // Round-robin over partitions so one busy partition does not starve the others.
         loop {
             let mut delivered_any = false;
@@ -160,16 +211,38 @@ impl StreamState {
                 if self.in_flight >= stream_limit {
                     return out;
                 }
+                state.block = None;
                 if state.in_flight.len() >= partition_limit {
                     continue;
                 }
-                let Some(message) = state.held.pop_front() else { continue };
+                if state.offsets.uncommitted_len() >= cap {
+                    let offset = state.offsets.first_unacked().unwrap_or_default();
+                    state.block = Some(Block::UncommittedCap { offset, held: state.offsets.uncommitted_len() });
+                    continue;
+                }
+                let Some(front) = state.held.front() else { continue };
+                if front.size > max_bytes && !has_dead_letter {
+                    state.block = Some(Block::Oversized { offset: front.offset, bytes: front.size });
+                    continue;
+                }
+                let message = state.held.pop_front().expect("front exists");
                 self.held -= 1;
                 if !state.offsets.delivered(message.offset) {
                     continue; // a duplicate fetch of something already delivered
                 }
+                if message.size > max_bytes {
+                    let reason = format!(
+                        "record of {} bytes exceeds maxDeliveryBytes {max_bytes} (daprd's gRPC receive limit); not delivered",
+                        message.size
+                    );
+                    out.dead_letters.push((message.clone(), state.epoch, reason));
+                    state.in_flight.insert(message.offset, InFlight { message, attempt: 1, next: Next::DeadLettering });
+                    self.in_flight += 1;
+                    delivered_any = true;
+                    continue;
+                }
                 let id = MessageId { partition, offset: message.offset, epoch: state.epoch, attempt: 1 };
-                out.push(PullMessagesResponse { id: id.to_string(), ..message.response.clone() });
+                out.messages.push(PullMessagesResponse { id: id.to_string(), ..message.response.clone() });
                 state.in_flight.insert(message.offset, InFlight { message, attempt: 1, next: Next::AwaitingAck });
                 self.in_flight += 1;
                 delivered_any = true;
@@ -178,6 +251,25 @@ impl StreamState {
                 return out;
             }
         }
+    }
+
+    /// Partitions whose block started or ended since the last call: `(partition, Some(why))`
+    /// when it started, `(partition, None)` when it ended.
+    pub(crate) fn block_changes(&mut self) -> Vec<(i32, Option<Block>)> {
+        let mut changes = Vec::new();
+        for (&p, state) in &mut self.partitions {
+            let kind = |b: &Option<Block>| b.map(|b| std::mem::discriminant(&b));
+            if kind(&state.block) != kind(&state.reported) {
+                changes.push((p, state.block));
+                state.reported = state.block;
+            }
+        }
+        changes
+    }
+
+    /// Partitions delivering nothing new, and why.
+    pub(crate) fn blocked(&self) -> impl Iterator<Item = (i32, Block)> + '_ {
+        self.partitions.iter().filter_map(|(p, s)| s.block.map(|b| (*p, b)))
     }
 
     fn entry(&mut self, id: &MessageId) -> Option<&mut InFlight> {
@@ -209,10 +301,15 @@ impl StreamState {
             return AfterNack::Ignored;
         }
         let retry = entry.attempt; // retries done so far = attempt - 1; this would be retry #attempt
-        let exhausted = settings.max_retries.is_some_and(|max| retry > max);
+        let exhausted = settings.on_nack == OnNack::GiveUp || settings.max_retries.is_some_and(|max| retry > max);
         if exhausted && settings.dead_letter_topic.is_some() {
             entry.next = Next::DeadLettering;
             return AfterNack::DeadLetter(Box::new(entry.message.clone()));
+        }
+        if settings.on_nack == OnNack::GiveUp {
+            let (partition, offset) = (id.partition, id.offset);
+            self.release(partition, offset);
+            return AfterNack::Dropped;
         }
         let at = now + backoff(&settings, retry);
         entry.next = Next::RedeliverAt(at);
@@ -304,6 +401,35 @@ impl StreamState {
         }
     }
 
+    /// Partitions to pause and to resume in librdkafka so fetching matches the prefetch;
+    /// the state records them as done.
+    pub(crate) fn fetch_changes(&mut self) -> (Vec<i32>, Vec<i32>) {
+        let (mut pause, mut resume) = (Vec::new(), Vec::new());
+        let wanted: Vec<(i32, bool, bool)> = self
+            .partitions
+            .iter()
+            .map(|(&p, s)| (p, s.fetch_paused, self.wants_pause(p, s.fetch_paused)))
+            .filter(|(_, now, want)| now != want)
+            .collect();
+        for (p, _, want) in wanted {
+            if let Some(state) = self.partitions.get_mut(&p) {
+                state.fetch_paused = want;
+            }
+            if want { pause.push(p) } else { resume.push(p) }
+        }
+        (pause, resume)
+    }
+
+    /// Partitions librdkafka was asked to stop fetching.
+    pub(crate) fn fetch_paused(&self) -> usize {
+        self.partitions.values().filter(|s| s.fetch_paused).count()
+    }
+
+    /// Messages delivered and not acked, and messages held, in the whole stream.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.in_flight, self.held)
+    }
+
     /// Whether the stream has as many messages in flight as it may.
     pub(crate) fn is_full(&self) -> bool {
         self.in_flight >= self.settings.max_in_flight_per_stream
@@ -312,7 +438,7 @@ impl StreamState {
     /// Delivered-and-un-acked plus held messages: what the stream holds in memory.
     #[cfg(test)]
     pub(crate) fn buffered(&self) -> (usize, usize) {
-        (self.in_flight, self.held)
+        self.counts()
     }
 }
 
@@ -340,6 +466,7 @@ mod tests {
             offset,
             key: None,
             headers: vec![],
+            size: 64,
             response: PullMessagesResponse {
                 data: format!("{partition}/{offset}").into_bytes().into(),
                 ..Default::default()
@@ -361,7 +488,7 @@ mod tests {
         }
         s.fetched(fetched(1, 0));
         let now = Instant::now();
-        let first = ids(&s.deliverable(now, false));
+        let first = ids(&s.deliverable(now, false).messages);
         assert_eq!(first.len(), 4, "stream bound");
         assert_eq!(first.iter().filter(|i| i.partition == 0).count(), 3, "partition bound");
         assert!(!s.wants_pause(0, false), "2 held: the prefetch has room");
@@ -371,9 +498,9 @@ mod tests {
         assert!(s.wants_pause(0, false), "a full prefetch: partition 0 stops fetching");
         assert!(s.wants_pause(1, false), "the stream's prefetch is full too");
         assert!(s.wants_pause(0, true), "stays paused until the prefetch is down to half");
-        assert!(s.deliverable(now, false).is_empty());
+        assert!(s.deliverable(now, false).messages.is_empty());
         assert_eq!(s.ack(&first[0]), Ack::Acked);
-        let next = ids(&s.deliverable(now, false));
+        let next = ids(&s.deliverable(now, false).messages);
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].partition, 0);
         assert_eq!(s.buffered(), (4, MIN_PREFETCH - 1));
@@ -386,12 +513,12 @@ mod tests {
         s.fetched(fetched(0, 0));
         s.fetched(fetched(0, 1));
         let now = Instant::now();
-        let delivered = ids(&s.deliverable(now, false));
+        let delivered = ids(&s.deliverable(now, false).messages);
         s.fetched(fetched(0, 2));
-        assert!(s.deliverable(now, true).is_empty());
+        assert!(s.deliverable(now, true).messages.is_empty());
         assert_eq!(s.ack(&delivered[0]), Ack::Acked);
         assert_eq!(s.uncommitted(None), vec![(0, 1)]);
-        assert_eq!(s.deliverable(now, false).len(), 1, "resume continues");
+        assert_eq!(s.deliverable(now, false).messages.len(), 1, "resume continues");
     }
 
     #[test]
@@ -400,16 +527,16 @@ mod tests {
             StreamState::new(settings(&[("maxRetries", "2"), ("retryBackoff", "100ms"), ("deadLetterTopic", "dlq")]));
         s.fetched(fetched(0, 7));
         let t0 = Instant::now();
-        let mut id = ids(&s.deliverable(t0, false))[0];
+        let mut id = ids(&s.deliverable(t0, false).messages)[0];
         assert_eq!(s.nack(&id, t0), AfterNack::Redeliver { at: t0 + Duration::from_millis(100), retry: 1 });
-        assert!(s.deliverable(t0 + Duration::from_millis(99), false).is_empty(), "not before the backoff");
+        assert!(s.deliverable(t0 + Duration::from_millis(99), false).messages.is_empty(), "not before the backoff");
         assert_eq!(s.next_redelivery(), Some(t0 + Duration::from_millis(100)));
         let t1 = t0 + Duration::from_millis(100);
-        id = ids(&s.deliverable(t1, false))[0];
+        id = ids(&s.deliverable(t1, false).messages)[0];
         assert_eq!(id.attempt, 2);
         assert_eq!(s.nack(&id, t1), AfterNack::Redeliver { at: t1 + Duration::from_millis(200), retry: 2 });
         let t2 = t1 + Duration::from_millis(200);
-        id = ids(&s.deliverable(t2, false))[0];
+        id = ids(&s.deliverable(t2, false).messages)[0];
         assert_eq!(s.uncommitted(None), vec![], "a message in retry holds the commit position");
         match s.nack(&id, t2) {
             AfterNack::DeadLetter(message) => assert_eq!(message.offset, 7),
@@ -428,7 +555,7 @@ mod tests {
         s.fetched(fetched(0, 0));
         let mut now = Instant::now();
         for attempt in 1..6 {
-            let id = ids(&s.deliverable(now, false))[0];
+            let id = ids(&s.deliverable(now, false).messages)[0];
             assert_eq!(id.attempt, attempt);
             match s.nack(&id, now) {
                 AfterNack::RedeliverExhausted { at, .. } => now = at,
@@ -444,14 +571,14 @@ mod tests {
         s.assign(0);
         s.fetched(fetched(0, 0));
         let now = Instant::now();
-        let id = ids(&s.deliverable(now, false))[0];
+        let id = ids(&s.deliverable(now, false).messages)[0];
         // A rebalance gives the partition back: the old id belongs to an old epoch.
         s.revoke(&[0]);
         s.assign(0);
         assert_eq!(s.ack(&id), Ack::Unknown);
         assert!(s.uncommitted(None).is_empty());
         s.fetched(fetched(0, 0));
-        let fresh = ids(&s.deliverable(now, false))[0];
+        let fresh = ids(&s.deliverable(now, false).messages)[0];
         assert_ne!(fresh.epoch, id.epoch);
         assert_eq!(s.ack(&MessageId { attempt: 9, ..fresh }), Ack::Unknown, "wrong attempt");
         assert_eq!(s.ack(&fresh), Ack::Acked);

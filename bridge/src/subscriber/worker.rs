@@ -3,25 +3,37 @@
 //! librdkafka calls rebalance callbacks from inside `poll`, on the polling thread. A revoke
 //! must wait (bounded) for daprd's outstanding acks and commit before the partitions go,
 //! which means blocking; so each stream polls a `BaseConsumer` on a thread of its own and
-//! never blocks the async runtime. Acks reach the thread over a channel; messages leave it
-//! over the gRPC response channel.
+//! never blocks the async runtime. Acks reach the thread over a bounded channel (a daprd that
+//! floods acks is slowed by HTTP/2 flow control, not buffered without end); messages leave it
+//! over the gRPC response channel, which the thread only ever `try_send`s to: what does not
+//! fit waits in an outbox, so the thread never stops polling (a consumer that stops polling
+//! for `max.poll.interval.ms` is thrown out of the group) and always sees cancellation.
 //!
 //! ```text
-//!  daprd acks ─► reader task ─► events (std mpsc) ─┐
+//!  daprd acks ─► reader task ─► events (bounded) ──┐
 //!                                                   ▼
 //!  loop: apply events → deliver (room?) → pause/resume partitions → commit (interval)
 //!        → poll Kafka (rebalance callbacks run here: drain acks, commit, release)
 //!                                                   │
-//!  daprd ◄── gRPC response stream ◄─────────────────┘
+//!  daprd ◄── response stream (holds while Paused) ◄─ outbox ◄┘
 //! ```
+//!
+//! librdkafka keeps an application's pause of a partition across unassign and assign. So a
+//! revoke resumes in librdkafka every partition it takes away, and an assignment resumes what
+//! it gives, or a partition paused by flow control before a rebalance would never fetch again.
+//!
+//! No Kafka error ends a stream: daprd never reopens one. Authorisation errors (ACLs still
+//! propagating) and group protocol errors (a rolling change of assignor) are logged, counted
+//! and retried by librdkafka underneath; a fatal consumer error makes the thread build a new
+//! consumer after a backoff. Only cancellation or daprd leaving ends the stream.
 //!
 //! Stopping (daprd closed the stream, the bridge shuts down, re-Init): stop delivering, give
 //! outstanding acks `revokeAckTimeout` to arrive, commit the acked prefix, close the
-//! consumer. Whatever was not acked is delivered again later, by this group.
+//! consumer. That drain happens once: the revoke that closing triggers only commits.
+//! Whatever was not acked is delivered again later, by this group.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -29,9 +41,12 @@ use dapr_kafka_proto::components::PullMessagesResponse;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::mpsc as async_mpsc;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc as async_mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -39,7 +54,7 @@ use tonic::Status;
 use super::Event;
 use super::dead_letter::DeadLetter;
 use super::message::{Fetched, MessageId};
-use super::state::{AfterNack, StreamState};
+use super::state::{AfterNack, Block, StreamState};
 use crate::offsets::Ack;
 use crate::telemetry::metrics::{self, StreamLabels};
 
@@ -49,21 +64,37 @@ pub(crate) struct Shared {
     pub(crate) labels: StreamLabels,
     pub(crate) stream: String,
     pub(crate) state: Mutex<StreamState>,
-    pub(crate) events: Mutex<mpsc::Receiver<Event>>,
-    pub(crate) paused: Arc<AtomicBool>,
+    pub(crate) events: Mutex<async_mpsc::Receiver<Event>>,
+    pub(crate) runtime: Handle,
+    pub(crate) paused: watch::Receiver<bool>,
     pub(crate) inbound_closed: AtomicBool,
+    /// Set once the final drain is done: a revoke after it only commits.
+    pub(crate) closing: AtomicBool,
     pub(crate) revoke_ack_timeout: Duration,
     pub(crate) commit_interval: Duration,
     pub(crate) escape_headers: bool,
     pub(crate) dead_letter: Option<DeadLetter>,
     pub(crate) outbound: async_mpsc::Sender<Result<PullMessagesResponse, Status>>,
-    pub(crate) librdkafka_paused: Mutex<HashSet<i32>>,
+    /// Responses ready for daprd that did not fit in the response channel yet.
+    pub(crate) outbox: Mutex<VecDeque<PullMessagesResponse>>,
     /// Acked positions of revoked partitions whose commit did not land (some brokers refuse
     /// commits while a rebalance is in progress). Used once, by the next assignment.
     pub(crate) unsaved: Mutex<HashMap<i32, i64>>,
+    /// Gauge values this stream last reported, to report deltas (several streams share labels).
+    pub(crate) reported: Mutex<Gauges>,
 }
 
-/// The consumer's librdkafka context: rebalance hooks.
+/// The per-stream gauge values last reported.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct Gauges {
+    in_flight: f64,
+    held: f64,
+    paused: f64,
+    capped: f64,
+    oversized: f64,
+}
+
+/// The consumer's librdkafka context: rebalance hooks, errors, statistics.
 pub(crate) struct StreamContext {
     pub(crate) shared: Arc<Shared>,
 }
@@ -77,38 +108,56 @@ impl ClientContext for StreamContext {
         tracing::warn!(stream = %self.shared.stream, %error, reason, "librdkafka consumer error");
         metrics::kafka_error("consumer");
     }
+
+    /// Consumer lag and committed offsets per assigned partition, from librdkafka's statistics.
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.shared.topic) else { return };
+        let assigned = lock(&self.shared.state).assigned();
+        for (p, partition) in &topic.partitions {
+            if assigned.contains(p) && partition.committed_offset >= 0 {
+                self.shared.labels.partition_offsets(*p, partition.consumer_lag.max(0), partition.committed_offset);
+            }
+        }
+    }
 }
 
 impl ConsumerContext for StreamContext {
-    /// Replaces rdkafka's default rebalance handling to do two things around it:
+    /// Replaces rdkafka's default rebalance handling to do three things around it:
     ///
     /// - on revoke, before the partitions go: stop delivering them, wait (bounded) for their
-    ///   outstanding acks, commit the acked prefix;
+    ///   outstanding acks, commit the acked prefix, and lift librdkafka's pause of them;
     /// - on assign, under the eager protocol: if that commit did not land, start the
-    ///   partitions we get back at the acked position instead of the older committed one.
-    ///   This is safe because with eager rebalancing the revoke and the next assignment are
-    ///   consecutive generations: nobody else consumed the partition in between, and every
-    ///   offset below the position was acked by daprd. Partitions that went elsewhere are
-    ///   redelivered from the committed offset by their new owner (at-least-once).
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, list: &mut TopicPartitionList) {
+    ///   partitions at the acked position it held, so nothing acked is delivered again;
+    /// - on assign: lift any pause librdkafka kept from an earlier assignment.
+    fn rebalance(
+        &self,
+        base_consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        list: &mut TopicPartitionList,
+    ) {
         let shared = &self.shared;
+        let consumer = base_consumer;
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let partitions = shared.partitions_of(list);
                 tracing::info!(stream = %shared.stream, ?partitions, "partitions revoked: draining acks, committing");
                 shared.labels.rebalance("revoke", partitions.len());
-                let committed = shared.drain_and_commit(consumer, Some(&partitions));
+                let committed = if shared.closing.load(Ordering::Acquire) {
+                    shared.commit(consumer, Some(&partitions))
+                } else {
+                    shared.drain_and_commit(consumer, Some(&partitions))
+                };
                 if !committed && !cooperative {
                     let positions = lock(&shared.state).uncommitted(Some(&partitions));
                     lock(&shared.unsaved).extend(positions);
                 }
                 lock(&shared.state).revoke(&partitions);
-                let mut paused = lock(&shared.librdkafka_paused);
-                for p in &partitions {
-                    paused.remove(p);
-                }
-                drop(paused);
+                lock(&shared.outbox).retain(|m| {
+                    MessageId::parse(&m.id).is_some_and(|id| !partitions.contains(&id.partition))
+                });
+                // librdkafka keeps an application pause across unassign/assign: lift it now.
+                let _ = consumer.resume(list);
                 if cooperative { consumer.incremental_unassign(list) } else { consumer.unassign() }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
@@ -128,7 +177,9 @@ impl ConsumerContext for StreamContext {
                 drop(state);
                 tracing::info!(stream = %shared.stream, ?partitions, "partitions assigned");
                 shared.labels.rebalance("assign", partitions.len());
-                if cooperative { consumer.incremental_assign(list) } else { consumer.assign(list) }
+                let assigned = if cooperative { consumer.incremental_assign(list) } else { consumer.assign(list) };
+                let _ = consumer.resume(list);
+                assigned
             }
             other => {
                 let error = KafkaError::Rebalance(other.into());
@@ -164,6 +215,7 @@ impl Shared {
             Event::Nack { id, error } => {
                 let Some(parsed) = MessageId::parse(&id) else {
                     tracing::debug!(stream = %self.stream, id, "nack with a malformed id ignored");
+                    self.labels.ack("ignored");
                     return;
                 };
                 let mut state = lock(&self.state);
@@ -180,6 +232,13 @@ impl Shared {
                             "poison message: retries used up and no deadLetterTopic; redelivering (its partition's commits wait for it)"
                         );
                         self.labels.redelivery("exhausted");
+                    }
+                    AfterNack::Dropped => {
+                        tracing::error!(
+                            stream = %self.stream, topic = %self.topic, partition = parsed.partition, offset = parsed.offset, %error,
+                            "nacked with consumeRetryEnabled=false and no deadLetterTopic: dropped, as pubsub.kafka does"
+                        );
+                        self.labels.redelivery("dropped");
                     }
                     AfterNack::DeadLetter(message) => {
                         let epoch = state.epoch(parsed.partition).unwrap_or_default();
@@ -205,9 +264,28 @@ impl Shared {
     }
 
     fn apply_pending(&self) {
-        let events = lock(&self.events);
+        let mut events = lock(&self.events);
         while let Ok(event) = events.try_recv() {
             self.apply(event);
+        }
+    }
+
+    /// Waits up to `wait` for one event and applies it, with whatever else is queued.
+    fn wait_for_event(&self, wait: Duration) {
+        if wait.is_zero() {
+            return self.apply_pending();
+        }
+        let received = {
+            let mut events = lock(&self.events);
+            self.runtime.block_on(async { tokio::time::timeout(wait, events.recv()).await })
+        };
+        match received {
+            Ok(Some(event)) => {
+                self.apply(event);
+                self.apply_pending();
+            }
+            Ok(None) => self.inbound_closed.store(true, Ordering::Release),
+            Err(_) => {}
         }
     }
 
@@ -227,13 +305,7 @@ impl Shared {
                 tracing::warn!(stream = %self.stream, outstanding, "acks still outstanding at the deadline; they will be redelivered");
                 break;
             }
-            let wait = (deadline - now).min(Duration::from_millis(50));
-            let received = lock(&self.events).recv_timeout(wait);
-            match received {
-                Ok(event) => self.apply(event),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
+            self.wait_for_event((deadline - now).min(Duration::from_millis(50)));
         }
         self.commit(consumer, partitions)
     }
@@ -249,114 +321,202 @@ impl Shared {
         for (p, position) in &positions {
             let _ = list.add_partition_offset(&self.topic, *p, Offset::Offset(*position));
         }
+        let started = std::time::Instant::now();
         match consumer.commit(&list, CommitMode::Sync) {
             Ok(()) => {
                 tracing::debug!(stream = %self.stream, ?positions, "committed");
-                self.labels.commit(true);
+                self.labels.commit(true, started.elapsed());
                 lock(&self.state).committed(&positions);
                 true
             }
             Err(error) => {
                 tracing::warn!(stream = %self.stream, %error, "commit failed; will retry");
-                self.labels.commit(false);
+                self.labels.commit(false, started.elapsed());
                 false
             }
         }
     }
 
-    /// Sends what can be delivered now. Returns false when daprd is gone.
+    /// Moves what can be delivered now into the response channel, as far as it has room.
+    /// Never waits. Returns false when daprd is gone.
     fn deliver(&self) -> bool {
-        let paused = self.paused.load(Ordering::Acquire);
+        let paused = *self.paused.borrow();
         let ready = lock(&self.state).deliverable(Instant::now(), paused);
-        self.labels.delivered(ready.len());
-        if !ready.is_empty() {
-            tracing::trace!(stream = %self.stream, count = ready.len(), first = %ready[0].id, "delivering");
+        self.labels.delivered(ready.messages.len());
+        for (message, epoch, reason) in ready.dead_letters {
+            tracing::error!(stream = %self.stream, partition = message.partition, offset = message.offset, %reason, "dead-lettering a record daprd cannot receive");
+            if let Some(dead_letter) = &self.dead_letter {
+                dead_letter.send(message, epoch, reason);
+            }
         }
-        // The channel holds at most maxInFlightPerStream messages, which is also the most
-        // the state lets be in flight, so this send does not wait on a slow reader.
-        ready.into_iter().all(|message| self.outbound.blocking_send(Ok(message)).is_ok())
+        let mut outbox = lock(&self.outbox);
+        outbox.extend(ready.messages);
+        if paused {
+            return true;
+        }
+        while let Some(message) = outbox.pop_front() {
+            match self.outbound.try_send(Ok(message)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(Ok(message))) => {
+                    outbox.push_front(message);
+                    break;
+                }
+                Err(TrySendError::Full(Err(_))) => break,
+                Err(TrySendError::Closed(_)) => return false,
+            }
+        }
+        true
     }
 
     /// Pauses or resumes partitions in librdkafka to match the flow-control state.
     fn apply_flow_control(&self, consumer: &BaseConsumer<StreamContext>) {
-        let (to_pause, to_resume) = {
-            let state = lock(&self.state);
-            let librdkafka_paused = lock(&self.librdkafka_paused);
-            let mut to_pause = TopicPartitionList::new();
-            let mut to_resume = TopicPartitionList::new();
-            for p in state.assigned() {
-                let paused_now = librdkafka_paused.contains(&p);
-                match (state.wants_pause(p, paused_now), paused_now) {
-                    (true, false) => to_pause.add_partition(&self.topic, p),
-                    (false, true) => to_resume.add_partition(&self.topic, p),
-                    _ => continue,
-                };
+        let (pause, resume) = lock(&self.state).fetch_changes();
+        let list = |partitions: &[i32]| {
+            let mut list = TopicPartitionList::new();
+            for &p in partitions {
+                list.add_partition(&self.topic, p);
             }
-            (to_pause, to_resume)
+            list
         };
-        let mut librdkafka_paused = lock(&self.librdkafka_paused);
-        if to_pause.count() > 0 && consumer.pause(&to_pause).is_ok() {
-            librdkafka_paused.extend(self.partitions_of(&to_pause));
+        if !pause.is_empty() {
+            if let Err(error) = consumer.pause(&list(&pause)) {
+                tracing::warn!(stream = %self.stream, %error, ?pause, "pausing partitions failed");
+            }
         }
-        if to_resume.count() > 0 && consumer.resume(&to_resume).is_ok() {
-            for p in self.partitions_of(&to_resume) {
-                librdkafka_paused.remove(&p);
+        if !resume.is_empty() {
+            if let Err(error) = consumer.resume(&list(&resume)) {
+                tracing::warn!(stream = %self.stream, %error, ?resume, "resuming partitions failed");
             }
         }
     }
-}
 
-/// Errors after which the stream cannot go on: reported to daprd as a status.
-fn fatal(error: &KafkaError) -> Option<Status> {
-    use RDKafkaErrorCode as K;
-    match error.rdkafka_error_code()? {
-        K::GroupAuthorizationFailed | K::TopicAuthorizationFailed | K::SaslAuthenticationFailed | K::Authentication => {
-            Some(Status::permission_denied(format!("Kafka refused the subscription: {error}")))
+    /// Logs partitions that stopped (or started again) delivering, and updates the gauges.
+    fn report(&self) {
+        let (changes, now) = {
+            let mut state = lock(&self.state);
+            let changes = state.block_changes();
+            let (in_flight, held) = state.counts();
+            let (mut capped, mut oversized) = (0.0, 0.0);
+            for (_, block) in state.blocked() {
+                match block {
+                    Block::UncommittedCap { .. } => capped += 1.0,
+                    Block::Oversized { .. } => oversized += 1.0,
+                }
+            }
+            let now = Gauges {
+                in_flight: in_flight as f64,
+                held: held as f64,
+                paused: state.fetch_paused() as f64,
+                capped,
+                oversized,
+            };
+            (changes, now)
+        };
+        for (partition, change) in changes {
+            match change {
+                Some(Block::UncommittedCap { offset, held }) => tracing::error!(
+                    stream = %self.stream, topic = %self.topic, partition, offset, held,
+                    "partition STOPPED delivering: {held} delivered messages wait behind un-acked offset {offset} \
+                     (maxUncommittedPerPartition). A poison message without a deadLetterTopic? \
+                     Set deadLetterTopic, or fix the app; the committed offset cannot move past it"
+                ),
+                Some(Block::Oversized { offset, bytes }) => tracing::error!(
+                    stream = %self.stream, topic = %self.topic, partition, offset, bytes,
+                    "partition STOPPED delivering: the record at offset {offset} is {bytes} bytes, above maxDeliveryBytes \
+                     (daprd's gRPC receive limit is 4 MiB). Set deadLetterTopic to move it aside"
+                ),
+                None => tracing::info!(stream = %self.stream, topic = %self.topic, partition, "partition delivers again"),
+            }
         }
-        K::Fatal | K::InvalidGroupId | K::InconsistentGroupProtocol => {
-            Some(Status::failed_precondition(format!("unrecoverable Kafka error: {error}")))
+        let mut reported = lock(&self.reported);
+        if *reported != now {
+            self.labels.flow(now.in_flight - reported.in_flight, now.held - reported.held, now.paused - reported.paused);
+            self.labels.blocked("uncommitted_cap", now.capped - reported.capped);
+            self.labels.blocked("oversized", now.oversized - reported.oversized);
+            *reported = now;
         }
-        _ => None,
+    }
+
+    /// Takes every gauge this stream reported back out (the stream ended).
+    fn clear_gauges(&self) {
+        let mut reported = lock(&self.reported);
+        self.labels.flow(-reported.in_flight, -reported.held, -reported.paused);
+        self.labels.blocked("uncommitted_cap", -reported.capped);
+        self.labels.blocked("oversized", -reported.oversized);
+        *reported = Gauges::default();
     }
 }
 
-/// Runs the stream until it is cancelled, daprd goes away, or a fatal error.
-pub(crate) fn run(consumer: BaseConsumer<StreamContext>, shared: Arc<Shared>, cancel: CancellationToken) {
+/// How one consumer's run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Cancelled, or daprd left: the stream is over (acks drained, committed).
+    Finished,
+    /// The consumer hit a fatal error: build a new one and go on.
+    Rebuild,
+}
+
+/// The kind of a Kafka error a stream survives, for logs and metrics; `None` for errors that
+/// need a new consumer.
+fn survivable(error: &KafkaError) -> Option<&'static str> {
+    use RDKafkaErrorCode as K;
+    match error.rdkafka_error_code() {
+        Some(K::Fatal) => None,
+        Some(
+            K::GroupAuthorizationFailed
+            | K::TopicAuthorizationFailed
+            | K::ClusterAuthorizationFailed
+            | K::SaslAuthenticationFailed
+            | K::Authentication,
+        ) => Some("authorization"),
+        Some(K::InvalidGroupId | K::InconsistentGroupProtocol | K::UnknownMemberId | K::RebalanceInProgress) => {
+            Some("group")
+        }
+        _ => Some("other"),
+    }
+}
+
+/// Runs the stream on `consumer` until it is cancelled, daprd goes away, or the consumer
+/// fails fatally.
+pub(crate) fn run(consumer: &BaseConsumer<StreamContext>, shared: &Shared, cancel: &CancellationToken) -> Outcome {
     let mut last_commit = Instant::now();
     let mut last_error: Option<String> = None;
     loop {
         if cancel.is_cancelled() || shared.inbound_closed.load(Ordering::Acquire) {
-            break;
+            return Outcome::Finished;
         }
         shared.apply_pending();
         if !shared.deliver() {
-            break;
+            shared.inbound_closed.store(true, Ordering::Release);
+            return Outcome::Finished;
         }
-        shared.apply_flow_control(&consumer);
+        shared.apply_flow_control(consumer);
+        shared.report();
         if last_commit.elapsed() >= shared.commit_interval {
-            shared.commit(&consumer, None);
+            shared.commit(consumer, None);
             last_commit = Instant::now();
         }
         // Wait for whatever can make progress. When the stream is full (or paused), only an
         // ack can: wait on the ack channel so it is acted on at once, then service the
         // consumer without blocking (rebalances, heartbeats-by-poll). Otherwise wait on Kafka.
+        // Responses waiting in the outbox need the channel to drain: look again soon.
         let (full, flow_paused, next_redelivery) = {
             let state = lock(&shared.state);
-            (
-                state.is_full() || shared.paused.load(Ordering::Acquire),
-                !lock(&shared.librdkafka_paused).is_empty(),
-                state.next_redelivery(),
-            )
+            (state.is_full() || *shared.paused.borrow(), state.fetch_paused() > 0, state.next_redelivery())
         };
-        let mut timeout = if flow_paused { Duration::from_millis(5) } else { Duration::from_millis(50) };
+        let outbox_waiting = !lock(&shared.outbox).is_empty();
+        let mut timeout = if outbox_waiting {
+            Duration::from_millis(1)
+        } else if flow_paused {
+            Duration::from_millis(5)
+        } else {
+            Duration::from_millis(50)
+        };
         if let Some(at) = next_redelivery {
             timeout = timeout.min(at.saturating_duration_since(Instant::now()));
         }
         if full {
-            let received = lock(&shared.events).recv_timeout(timeout.min(Duration::from_millis(20)));
-            if let Ok(event) = received {
-                shared.apply(event);
-            }
+            shared.wait_for_event(timeout.min(Duration::from_millis(20)));
             timeout = Duration::ZERO;
         }
         let mut polled = 0;
@@ -368,17 +528,18 @@ pub(crate) fn run(consumer: BaseConsumer<StreamContext>, shared: Arc<Shared>, ca
                     last_error = None;
                 }
                 Err(error) => {
-                    if let Some(status) = fatal(&error) {
-                        tracing::error!(stream = %shared.stream, %error, "unrecoverable; ending the stream");
-                        let _ = shared.outbound.blocking_send(Err(status));
-                        let _ = shared.drain_and_commit(&consumer, None);
-                        return;
-                    }
-                    // Recoverable (broker down, leader moving, topic not there yet): librdkafka
-                    // retries underneath; the stream stays open. Log each new kind once.
+                    let Some(kind) = survivable(&error) else {
+                        tracing::error!(stream = %shared.stream, %error, "fatal consumer error: building a new consumer");
+                        shared.labels.stream_error("fatal");
+                        return Outcome::Rebuild;
+                    };
+                    shared.labels.stream_error(kind);
+                    // librdkafka retries underneath (broker down, leader moving, topic not
+                    // there yet, ACLs not there yet); the stream stays open. Log each new
+                    // kind of error once.
                     let text = error.to_string();
                     if last_error.as_deref() != Some(text.as_str()) {
-                        tracing::warn!(stream = %shared.stream, %error, "Kafka error; retrying underneath");
+                        tracing::warn!(stream = %shared.stream, %error, kind, "Kafka error; the stream stays open and retries");
                         last_error = Some(text);
                     }
                 }
@@ -388,15 +549,27 @@ pub(crate) fn run(consumer: BaseConsumer<StreamContext>, shared: Arc<Shared>, ca
             next = if polled < 256 { consumer.poll(Duration::ZERO) } else { None };
         }
     }
+}
+
+/// Ends a consumer's membership: drains acks once, commits, leaves the group.
+pub(crate) fn close(consumer: BaseConsumer<StreamContext>, shared: &Shared) {
     tracing::info!(stream = %shared.stream, "stream ending: draining acks and committing");
     if !shared.drain_and_commit(&consumer, None) {
         tracing::warn!(stream = %shared.stream, "final commit failed: un-committed acked messages will be delivered again");
     }
+    shared.closing.store(true, Ordering::Release);
     consumer.unsubscribe();
     drop(consumer);
-    if let Some(dead_letter) = &shared.dead_letter {
-        dead_letter.tasks.close();
-        let _ = dead_letter.runtime.block_on(tokio::time::timeout(Duration::from_secs(10), dead_letter.tasks.wait()));
-    }
-    tracing::info!(stream = %shared.stream, "stream closed");
+    shared.clear_gauges();
+}
+
+/// Forgets a dead consumer's partitions (it cannot commit; their un-acked and un-committed
+/// messages are delivered again by whoever gets them next).
+pub(crate) fn abandon(consumer: BaseConsumer<StreamContext>, shared: &Shared) {
+    let partitions = lock(&shared.state).assigned();
+    lock(&shared.state).revoke(&partitions);
+    lock(&shared.outbox).clear();
+    shared.closing.store(true, Ordering::Release);
+    drop(consumer);
+    shared.closing.store(false, Ordering::Release);
 }

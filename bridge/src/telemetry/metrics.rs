@@ -1,34 +1,66 @@
-//! Every metric the bridge records, in one place. Labels: `instance` (the Component name,
-//! `(default)` without the header), `topic`, and an `outcome` or `kind` where it matters.
+//! Every metric the bridge records, in one place. Labels follow Dapr's: `component` (the
+//! Component name, `(default)` without the header) and `topic`, plus an `outcome` or `kind`
+//! where it matters.
+//!
+//! Topic labels come from requests, so a caller could mint any number of series: past
+//! [`MAX_TOPIC_LABELS`] distinct topics, further ones are counted under `topic="(other)"`.
 
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_histogram, histogram};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
 /// Histogram buckets (seconds) for publish latency: 100 µs to 30 s.
 pub const LATENCY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// Distinct topic label values before further topics share `(other)`.
+pub const MAX_TOPIC_LABELS: usize = 1000;
+
 /// Records handed to Kafka by Publish/BulkPublish, by outcome (`ok`, `failed`).
 pub const PUBLISHED: &str = "kafka_bridge_published_records_total";
 /// Time from a Publish/BulkPublish call to its last delivery report.
 pub const PUBLISH_SECONDS: &str = "kafka_bridge_publish_duration_seconds";
+/// Producers replaced after a fatal error.
+pub const PRODUCER_REBUILDS: &str = "kafka_bridge_producer_rebuilds_total";
 /// Messages sent to daprd on PullMessages streams (first deliveries and redeliveries).
 pub const DELIVERED: &str = "kafka_bridge_delivered_messages_total";
 /// Acks from daprd, by outcome (`acked`, `nacked`, `ignored`).
 pub const ACKS: &str = "kafka_bridge_acks_total";
 /// Redeliveries scheduled after a nack, by kind (`retry`; `exhausted` = retries used up and
-/// no dead-letter topic, so the message is redelivered forever and holds its partition's
-/// commits: alert on this).
+/// no dead-letter topic; `dropped` = `consumeRetryEnabled: false` without a dead-letter topic).
 pub const REDELIVERIES: &str = "kafka_bridge_redeliveries_total";
 /// Dead-letter publishes, by outcome (`ok`, `failed`).
 pub const DEAD_LETTERED: &str = "kafka_bridge_dead_lettered_total";
 /// Offset commits, by outcome (`ok`, `failed`).
 pub const COMMITS: &str = "kafka_bridge_commits_total";
+/// How long a synchronous offset commit took.
+pub const COMMIT_SECONDS: &str = "kafka_bridge_commit_duration_seconds";
 /// Partition assignments and revocations, by kind (`assign`, `revoke`).
 pub const REBALANCES: &str = "kafka_bridge_rebalance_partitions_total";
 /// Errors librdkafka reported, by client (`producer`, `consumer`).
 pub const KAFKA_ERRORS: &str = "kafka_bridge_kafka_errors_total";
+/// Errors a stream survived, by kind (`authorization`, `group`, `fatal`, `other`).
+pub const STREAM_ERRORS: &str = "kafka_bridge_stream_errors_total";
+/// Partitions delivering nothing new, by reason (`uncommitted_cap`, `oversized`).
+pub const BLOCKED_PARTITIONS: &str = "kafka_bridge_blocked_partitions";
+/// Delivered and un-acked messages per stream.
+pub const IN_FLIGHT: &str = "kafka_bridge_in_flight_messages";
+/// Fetched messages waiting for room to be delivered.
+pub const HELD: &str = "kafka_bridge_held_messages";
+/// Partitions whose fetching is paused because their prefetch is full.
+pub const PAUSED_PARTITIONS: &str = "kafka_bridge_paused_partitions";
+/// High watermark minus committed offset, per partition (from librdkafka statistics).
+pub const CONSUMER_LAG: &str = "kafka_bridge_consumer_lag_messages";
+/// The group's committed offset per partition (from librdkafka statistics).
+pub const COMMITTED_OFFSET: &str = "kafka_bridge_committed_offset";
+/// 1 while Kafka answers the component's producer, 0 while it does not.
+pub const BROKER_CONNECTED: &str = "kafka_bridge_broker_connected";
+/// Init calls that failed.
+pub const INIT_FAILURES: &str = "kafka_bridge_init_failures_total";
+/// PullMessages streams open.
+pub const STREAMS: &str = "kafka_bridge_streams";
 
 /// Registers descriptions with the exporter.
 pub fn describe() {
@@ -38,6 +70,7 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Publish/BulkPublish call until the last delivery report"
     );
+    describe_counter!(PRODUCER_REBUILDS, "Producers replaced after a fatal librdkafka error");
     describe_counter!(DELIVERED, "Messages sent to daprd on PullMessages streams");
     describe_counter!(ACKS, "Acks from daprd, by outcome");
     describe_counter!(
@@ -46,59 +79,140 @@ pub fn describe() {
     );
     describe_counter!(DEAD_LETTERED, "Dead-letter publishes, by outcome");
     describe_counter!(COMMITS, "Offset commits, by outcome");
+    describe_histogram!(COMMIT_SECONDS, metrics::Unit::Seconds, "Synchronous offset commit duration");
     describe_counter!(REBALANCES, "Partitions assigned or revoked");
     describe_counter!(KAFKA_ERRORS, "Errors reported by librdkafka");
+    describe_counter!(STREAM_ERRORS, "Kafka errors a PullMessages stream survived, by kind");
+    describe_gauge!(BLOCKED_PARTITIONS, "Partitions that deliver nothing new (poison message or oversized record)");
+    describe_gauge!(IN_FLIGHT, "Delivered, un-acked messages per stream");
+    describe_gauge!(HELD, "Fetched messages waiting to be delivered");
+    describe_gauge!(PAUSED_PARTITIONS, "Partitions whose fetch is paused by flow control");
+    describe_gauge!(CONSUMER_LAG, "High watermark minus committed offset");
+    describe_gauge!(COMMITTED_OFFSET, "Committed offset of the group");
+    describe_gauge!(BROKER_CONNECTED, "1 while Kafka answers, 0 while it does not");
+    describe_counter!(INIT_FAILURES, "Init calls that failed");
+    describe_gauge!(STREAMS, "PullMessages streams open");
+}
+
+/// `topic` as a label value: itself while fewer than [`MAX_TOPIC_LABELS`] topics were seen.
+pub(crate) fn topic_label(topic: &str) -> String {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let mut seen = SEEN.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
+    if seen.contains(topic) {
+        return topic.to_owned();
+    }
+    if seen.len() < MAX_TOPIC_LABELS {
+        seen.insert(topic.to_owned());
+        return topic.to_owned();
+    }
+    "(other)".to_owned()
 }
 
 /// A publish call finished.
-pub(crate) fn published(instance: &str, topic: &str, ok: usize, failed: usize, took: Duration) {
-    counter!(PUBLISHED, "instance" => instance.to_owned(), "topic" => topic.to_owned(), "outcome" => "ok")
+pub(crate) fn published(component: &str, topic: &str, ok: usize, failed: usize, took: Duration) {
+    let topic = topic_label(topic);
+    counter!(PUBLISHED, "component" => component.to_owned(), "topic" => topic.clone(), "outcome" => "ok")
         .increment(ok as u64);
     if failed > 0 {
-        counter!(PUBLISHED, "instance" => instance.to_owned(), "topic" => topic.to_owned(), "outcome" => "failed")
+        counter!(PUBLISHED, "component" => component.to_owned(), "topic" => topic, "outcome" => "failed")
             .increment(failed as u64);
     }
-    histogram!(PUBLISH_SECONDS, "instance" => instance.to_owned()).record(took.as_secs_f64());
+    histogram!(PUBLISH_SECONDS, "component" => component.to_owned()).record(took.as_secs_f64());
+}
+
+/// A producer was replaced after a fatal error.
+pub(crate) fn producer_rebuilt(component: &str) {
+    counter!(PRODUCER_REBUILDS, "component" => component.to_owned()).increment(1);
+}
+
+/// Whether Kafka answers `component`'s producer.
+pub(crate) fn broker_connected(component: &str, up: bool) {
+    gauge!(BROKER_CONNECTED, "component" => component.to_owned()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// An Init failed.
+pub(crate) fn init_failed(component: &str) {
+    counter!(INIT_FAILURES, "component" => component.to_owned()).increment(1);
 }
 
 /// Labels of one stream.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamLabels {
-    pub(crate) instance: String,
+    pub(crate) component: String,
     pub(crate) topic: String,
 }
 
 impl StreamLabels {
+    pub(crate) fn new(component: &str, topic: &str) -> Self {
+        Self { component: component.to_owned(), topic: topic_label(topic) }
+    }
+
     pub(crate) fn delivered(&self, n: usize) {
         if n > 0 {
-            counter!(DELIVERED, "instance" => self.instance.clone(), "topic" => self.topic.clone()).increment(n as u64);
+            counter!(DELIVERED, "component" => self.component.clone(), "topic" => self.topic.clone())
+                .increment(n as u64);
         }
     }
 
     pub(crate) fn ack(&self, outcome: &'static str) {
-        counter!(ACKS, "instance" => self.instance.clone(), "topic" => self.topic.clone(), "outcome" => outcome)
+        counter!(ACKS, "component" => self.component.clone(), "topic" => self.topic.clone(), "outcome" => outcome)
             .increment(1);
     }
 
     pub(crate) fn redelivery(&self, kind: &'static str) {
-        counter!(REDELIVERIES, "instance" => self.instance.clone(), "topic" => self.topic.clone(), "kind" => kind)
+        counter!(REDELIVERIES, "component" => self.component.clone(), "topic" => self.topic.clone(), "kind" => kind)
             .increment(1);
     }
 
     pub(crate) fn dead_lettered(&self, ok: bool) {
         let outcome = if ok { "ok" } else { "failed" };
-        counter!(DEAD_LETTERED, "instance" => self.instance.clone(), "topic" => self.topic.clone(), "outcome" => outcome).increment(1);
+        counter!(DEAD_LETTERED, "component" => self.component.clone(), "topic" => self.topic.clone(), "outcome" => outcome).increment(1);
     }
 
-    pub(crate) fn commit(&self, ok: bool) {
+    pub(crate) fn commit(&self, ok: bool, took: Duration) {
         let outcome = if ok { "ok" } else { "failed" };
-        counter!(COMMITS, "instance" => self.instance.clone(), "topic" => self.topic.clone(), "outcome" => outcome)
+        counter!(COMMITS, "component" => self.component.clone(), "topic" => self.topic.clone(), "outcome" => outcome)
             .increment(1);
+        histogram!(COMMIT_SECONDS, "component" => self.component.clone()).record(took.as_secs_f64());
     }
 
     pub(crate) fn rebalance(&self, kind: &'static str, partitions: usize) {
-        counter!(REBALANCES, "instance" => self.instance.clone(), "topic" => self.topic.clone(), "kind" => kind)
+        counter!(REBALANCES, "component" => self.component.clone(), "topic" => self.topic.clone(), "kind" => kind)
             .increment(partitions as u64);
+    }
+
+    pub(crate) fn stream_error(&self, kind: &'static str) {
+        counter!(STREAM_ERRORS, "component" => self.component.clone(), "topic" => self.topic.clone(), "kind" => kind)
+            .increment(1);
+    }
+
+    /// Adds `delta` to the blocked-partition gauge for `reason`.
+    pub(crate) fn blocked(&self, reason: &'static str, delta: f64) {
+        gauge!(BLOCKED_PARTITIONS, "component" => self.component.clone(), "topic" => self.topic.clone(), "reason" => reason)
+            .increment(delta);
+    }
+
+    /// Flow-control gauges of one stream: deltas since the last report.
+    pub(crate) fn flow(&self, in_flight: f64, held: f64, paused: f64) {
+        let labels = [("component", self.component.clone()), ("topic", self.topic.clone())];
+        gauge!(IN_FLIGHT, &labels).increment(in_flight);
+        gauge!(HELD, &labels).increment(held);
+        gauge!(PAUSED_PARTITIONS, &labels).increment(paused);
+    }
+
+    /// Lag and committed offset of one partition.
+    pub(crate) fn partition_offsets(&self, partition: i32, lag: i64, committed: i64) {
+        let labels = [
+            ("component", self.component.clone()),
+            ("topic", self.topic.clone()),
+            ("partition", partition.to_string()),
+        ];
+        gauge!(CONSUMER_LAG, &labels).set(lag as f64);
+        gauge!(COMMITTED_OFFSET, &labels).set(committed as f64);
+    }
+
+    pub(crate) fn stream_open(&self, delta: f64) {
+        gauge!(STREAMS, "component" => self.component.clone()).increment(delta);
     }
 }
 
