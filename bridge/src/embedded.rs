@@ -13,12 +13,15 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use rdkafka::mocking::MockCluster;
+pub use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::error::{Error, Result};
 
 enum Command {
     CreateTopic { name: String, partitions: i32, done: mpsc::Sender<Result<()>> },
     RoundTripTime { rtt: std::time::Duration, done: mpsc::Sender<Result<()>> },
+    Brokers { up: bool, done: mpsc::Sender<Result<()>> },
+    RequestErrors { api: RDKafkaApiKey, errors: Vec<RDKafkaRespErr>, done: mpsc::Sender<Result<()>> },
 }
 
 /// A running in-process mock cluster.
@@ -46,6 +49,16 @@ impl EmbeddedKafka {
                                     .create_topic(&name, partitions, 1)
                                     .map_err(|e| Error::kafka(format!("creating topic `{name}`"), e));
                                 let _ = done.send(created);
+                            }
+                            Command::Brokers { up, done } => {
+                                let set = (1..=brokers).try_for_each(|id| {
+                                    if up { cluster.broker_up(id) } else { cluster.broker_down(id) }
+                                });
+                                let _ = done.send(set.map_err(|e| Error::kafka("setting mock broker state", e)));
+                            }
+                            Command::RequestErrors { api, errors, done } => {
+                                cluster.request_errors(api, &errors);
+                                let _ = done.send(Ok(()));
                             }
                             Command::RoundTripTime { rtt, done } => {
                                 let set = (1..=brokers).try_for_each(|id| cluster.broker_round_trip_time(id, rtt));
@@ -80,6 +93,18 @@ impl EmbeddedKafka {
     /// stall injected for latency tests.
     pub fn set_round_trip_time(&self, rtt: std::time::Duration) -> Result<()> {
         self.request(|done| Command::RoundTripTime { rtt, done })
+    }
+
+    /// Takes every broker down (`up == false`: connections are closed and refused) or brings
+    /// them back: a cluster that goes away, for fault tests.
+    pub fn set_brokers_up(&self, up: bool) -> Result<()> {
+        self.request(|done| Command::Brokers { up, done })
+    }
+
+    /// Makes the next requests of kind `api` fail with `errors`, one each, in order: error
+    /// injection for fault tests (e.g. `JoinGroup` refused with `GROUP_AUTHORIZATION_FAILED`).
+    pub fn push_request_errors(&self, api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) -> Result<()> {
+        self.request(|done| Command::RequestErrors { api, errors: errors.to_vec(), done })
     }
 
     /// Sends a command to the cluster's thread and waits for its answer.

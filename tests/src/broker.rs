@@ -99,6 +99,14 @@ impl Broker {
         crate::kafka::wait_for_topic(&self.bootstrap, topic, partitions).await;
     }
 
+    /// The mock cluster, for fault injection (`None` on Tansu).
+    pub fn mock(&self) -> Option<&EmbeddedKafka> {
+        match &self.running {
+            Some(Running::Mock(cluster)) => Some(cluster),
+            _ => None,
+        }
+    }
+
     /// Stops the broker now (a broker that goes away).
     pub fn stop(&mut self) {
         match self.running.take() {

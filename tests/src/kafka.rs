@@ -23,6 +23,8 @@ pub struct Record {
     pub payload: Vec<u8>,
     /// Headers, as UTF-8.
     pub headers: HashMap<String, String>,
+    /// Headers as bytes, in order.
+    pub raw_headers: Vec<(String, Vec<u8>)>,
 }
 
 /// Creates `topic` through the admin API (replication 1).
@@ -74,6 +76,20 @@ pub async fn produce(bootstrap: &str, topic: &str, records: &[Outgoing<'_>]) {
     }
 }
 
+/// Produces one record with a binary key and binary headers.
+pub async fn produce_raw(bootstrap: &str, topic: &str, key: Option<&[u8]>, payload: &[u8], headers: &[(&str, &[u8])]) {
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let mut owned = OwnedHeaders::new();
+    for (k, v) in headers {
+        owned = owned.insert(Header { key: k, value: Some(*v) });
+    }
+    let mut record = FutureRecord::to(topic).payload(payload).headers(owned);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("produce");
+}
+
 /// Reads every partition of `topic` from the beginning until `expected` records arrived or
 /// `timeout` passed; returns what it read (so a test can also check that nothing more came).
 pub async fn read_back(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<Record> {
@@ -113,6 +129,10 @@ pub async fn read_back(bootstrap: &str, topic: &str, expected: usize, timeout: D
                                 })
                                 .collect()
                         })
+                        .unwrap_or_default(),
+                    raw_headers: m
+                        .headers()
+                        .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
                         .unwrap_or_default(),
                 }),
                 Some(Err(e)) => panic!("reading {topic}: {e}"),
