@@ -367,12 +367,13 @@ impl ComponentConfig {
         // `consumeRetryEnabled`/`consumeRetryInterval` mean what they mean for `pubsub.kafka`:
         // true retries at a constant interval, forever by default; false never retries.
         let consume_retry = meta.boolean("consumeRetryEnabled")?;
-        let consume_retry_interval =
-            meta.duration("consumeRetryInterval", ms(1), ms(3_600_000))?.unwrap_or(ms(100));
+        let consume_retry_interval = meta.duration("consumeRetryInterval", ms(1), ms(3_600_000))?.unwrap_or(ms(100));
         let constant = consume_retry == Some(true);
-        let retry_backoff = meta
-            .duration("retryBackoff", ms(1), ms(3_600_000))?
-            .unwrap_or(if constant { consume_retry_interval } else { Duration::from_secs(1) });
+        let retry_backoff = meta.duration("retryBackoff", ms(1), ms(3_600_000))?.unwrap_or(if constant {
+            consume_retry_interval
+        } else {
+            Duration::from_secs(1)
+        });
         let max_retry_backoff = meta
             .duration("maxRetryBackoff", ms(1), ms(86_400_000))?
             .unwrap_or(if constant { retry_backoff } else { Duration::from_secs(30) })
@@ -437,10 +438,14 @@ impl ComponentConfig {
         let mut passthrough = Vec::new();
         let mut warnings = Vec::new();
         for (key, value) in meta.keys() {
-            if key.len() > PASSTHROUGH_PREFIX.len()
-                && key[..PASSTHROUGH_PREFIX.len()].eq_ignore_ascii_case(PASSTHROUGH_PREFIX)
-            {
-                let property = &key[PASSTHROUGH_PREFIX.len()..];
+            // `get`, not indexing: a key whose 6th byte is inside a multi-byte character must
+            // not panic (found by the property test below).
+            let property = key
+                .get(..PASSTHROUGH_PREFIX.len())
+                .filter(|prefix| prefix.eq_ignore_ascii_case(PASSTHROUGH_PREFIX))
+                .and_then(|_| key.get(PASSTHROUGH_PREFIX.len()..))
+                .filter(|property| !property.is_empty());
+            if let Some(property) = property {
                 if MANAGED_PROPERTIES.contains(&property) {
                     return Err(
                         meta.invalid(key, "is managed by the bridge (offsets are committed only after daprd acks)")

@@ -36,8 +36,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::message::OwnedHeaders;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use regex::Regex;
 use tokio::time::Instant;
@@ -113,7 +113,9 @@ impl Publisher {
             );
             let redact = config.redactor();
             let reason = match last {
-                Some((_, reason)) => format!("no answer within {timeout:?} ({error}; last error: {})", redact.text(&reason)),
+                Some((_, reason)) => {
+                    format!("no answer within {timeout:?} ({error}; last error: {})", redact.text(&reason))
+                }
                 None => format!("no answer within {timeout:?} ({error})"),
             };
             // Nothing was sent yet, so there is nothing to flush; close only releases the client.
@@ -148,9 +150,8 @@ impl Publisher {
     ) -> Vec<(usize, Error)> {
         let exclude = self.exclude_headers.as_ref();
         let records = messages.map(|message| {
-            record::record_parts([message.metadata, request_metadata], message.content_type, exclude).map(|parts| {
-                (message.payload.as_ref(), parts)
-            })
+            record::record_parts([message.metadata, request_metadata], message.content_type, exclude)
+                .map(|parts| (message.payload.as_ref(), parts))
         });
         let count = records.len();
         let batch = Batch::new(count);

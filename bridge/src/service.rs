@@ -127,7 +127,7 @@ impl dapr_kafka_proto::PubSub for PubSubService {
                 inbound,
             ) {
                 Ok(stream) => return Ok(Response::new(stream)),
-                Err(OpenError::Retired(returned)) => inbound = returned,
+                Err(OpenError::Retired(returned)) => inbound = *returned,
                 Err(OpenError::Failed(error)) => return Err(error.into()),
             }
         }

@@ -71,7 +71,7 @@ pub struct Subscriptions {
 pub enum OpenError {
     /// The instance was re-initialised or closed: here is daprd's request stream back, to
     /// open on the instance that replaced it.
-    Retired(Streaming<PullMessagesRequest>),
+    Retired(Box<Streaming<PullMessagesRequest>>),
     /// Anything else.
     Failed(Error),
 }
@@ -120,7 +120,7 @@ impl Subscriptions {
         inbound: Streaming<PullMessagesRequest>,
     ) -> Result<MessageStream, OpenError> {
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(threads) = threads.as_mut() else { return Err(OpenError::Retired(inbound)) };
+        let Some(threads) = threads.as_mut() else { return Err(OpenError::Retired(Box::new(inbound))) };
         self.open_locked(threads, instance, config, bootstrap, publisher, topic, inbound).map_err(OpenError::Failed)
     }
 
@@ -232,7 +232,8 @@ impl Subscriptions {
         let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
         for thread in threads {
             let name = thread.thread().name().unwrap_or("pull").to_owned();
-            let joined = tokio::time::timeout(self.limits.join_deadline, tokio::task::spawn_blocking(move || thread.join()));
+            let joined =
+                tokio::time::timeout(self.limits.join_deadline, tokio::task::spawn_blocking(move || thread.join()));
             if joined.await.is_err() {
                 tracing::error!(thread = name, deadline = ?self.limits.join_deadline, "a stream thread did not end in time; leaving it behind");
             }
@@ -251,8 +252,9 @@ struct ConsumerFactory {
 
 impl ConsumerFactory {
     fn create(&self) -> Result<BaseConsumer<StreamContext>> {
-        let consumer = BaseConsumer::from_config_and_context(&self.config, StreamContext { shared: self.shared.clone() })
-            .map_err(|e| Error::kafka("creating the consumer", e))?;
+        let consumer =
+            BaseConsumer::from_config_and_context(&self.config, StreamContext { shared: self.shared.clone() })
+                .map_err(|e| Error::kafka("creating the consumer", e))?;
         consumer.subscribe(&[&self.topic]).map_err(|e| Error::kafka(format!("subscribing to `{}`", self.topic), e))?;
         Ok(consumer)
     }

@@ -40,7 +40,11 @@ async fn publish_to(daprd: &mut Daprd, topic: &str, prefix: &str, count: usize, 
             .iter()
             .map(|i| {
                 let p = partition.to_string();
-                (i.to_string(), format!("{prefix}-{i}-{pad}").into_bytes(), testkit::daprd::map(&[("partitionNumber", &p)]))
+                (
+                    i.to_string(),
+                    format!("{prefix}-{i}-{pad}").into_bytes(),
+                    testkit::daprd::map(&[("partitionNumber", &p)]),
+                )
             })
             .collect();
         assert!(daprd.bulk_publish(topic, entries).await.unwrap().is_empty());
@@ -108,7 +112,12 @@ async fn a_poison_message_stops_its_partition_at_the_uncommitted_cap(broker: Bro
     broker.create_topic(&topic, 1).await;
     let bridge = BridgeUnderTest::in_process(None);
     let mut daprd = Daprd::connect(bridge.socket(), None).await;
-    let settings = [("maxUncommittedPerPartition", "40"), ("maxRetries", "0"), ("retryBackoff", "20ms"), ("maxRetryBackoff", "50ms")];
+    let settings = [
+        ("maxUncommittedPerPartition", "40"),
+        ("maxRetries", "0"),
+        ("retryBackoff", "20ms"),
+        ("maxRetryBackoff", "50ms"),
+    ];
     daprd.init(&init(&broker, &group, &settings)).await.unwrap();
     publish_to(&mut daprd, &topic, "m", 100, 0, 10).await;
     let mut sub = daprd.subscribe(&topic, &[]).await.unwrap();
@@ -162,7 +171,11 @@ async fn consume_retry_disabled_drops_a_nacked_message(broker: Broker) {
     while let Some(m) = next {
         let (_, o) = offset(&m);
         deliveries.push(o);
-        if o == 2 { sub.nack(&m.id, "app failed").await } else { sub.ack(&m.id).await }
+        if o == 2 {
+            sub.nack(&m.id, "app failed").await
+        } else {
+            sub.ack(&m.id).await
+        }
         next = sub.next(Duration::from_secs(2)).await;
     }
     assert_eq!(deliveries, vec![0, 1, 2, 3, 4], "offset 2 is not redelivered");
@@ -389,7 +402,7 @@ async fn health_follows_kafka() {
         }
     };
     let wait_for = |want: ServingStatus| {
-        let status = status.clone();
+        let status = status;
         async move {
             for _ in 0..100 {
                 if status().await == want as i32 {

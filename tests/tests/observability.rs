@@ -78,7 +78,8 @@ async fn metrics_count_publishes_acks_and_poison_messages_and_health_serves() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let metrics = scrape(port).await;
-    let published = value(&metrics, "kafka_bridge_published_records_total", &["component=\"orders\"", "outcome=\"ok\""]);
+    let published =
+        value(&metrics, "kafka_bridge_published_records_total", &["component=\"orders\"", "outcome=\"ok\""]);
     assert_eq!(published, 3.0, "{metrics}");
     assert_eq!(value(&metrics, "kafka_bridge_acks_total", &["outcome=\"acked\""]), 3.0, "{metrics}");
     assert_eq!(value(&metrics, "kafka_bridge_acks_total", &["outcome=\"nacked\""]), 2.0, "{metrics}");

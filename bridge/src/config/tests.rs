@@ -291,3 +291,27 @@ fn misspelt_keys_warn_unknown_keys_pass() {
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(c.warnings[0].contains("`brokres`") && c.warnings[0].contains("`brokers`"));
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::super::ComponentConfig;
+
+    proptest! {
+        /// Any metadata map parses to a config or a typed error naming a key: never a panic.
+        #[test]
+        fn arbitrary_metadata(pairs in prop::collection::vec((
+            prop_oneof![
+                prop::sample::select(crate::config::keys::KEYS.iter().map(|k| k.name).collect::<Vec<_>>()).prop_map(str::to_owned),
+                "kafka\\.[a-z.]{1,20}",
+                ".{0,10}",
+            ],
+            prop_oneof![".{0,12}", "[0-9]{1,25}(ns|ms|s|m|h)?", Just("99999999999999999999h".to_owned())],
+        ), 0..12)) {
+            let map = pairs.into_iter().collect();
+            if let Err(error) = ComponentConfig::parse(&map) {
+                prop_assert!(error.to_string().contains('`'), "{error}");
+            }
+        }
+    }
+}

@@ -81,7 +81,9 @@ fn check_folder(folder: &Path) -> Result<()> {
             format!("sockets folder {}", folder.display()),
             std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
-                format!("{why}; another user could replace the socket. Use a private folder, or pass --trust-socket-folder (KAFKA_BRIDGE_TRUST_SOCKET_FOLDER=true) for a pod-private emptyDir"),
+                format!(
+                    "{why}; another user could replace the socket. Use a private folder, or pass --trust-socket-folder (KAFKA_BRIDGE_TRUST_SOCKET_FOLDER=true) for a pod-private emptyDir"
+                ),
             ),
         )
     };

@@ -153,9 +153,8 @@ impl ConsumerContext for StreamContext {
                     lock(&shared.unsaved).extend(positions);
                 }
                 lock(&shared.state).revoke(&partitions);
-                lock(&shared.outbox).retain(|m| {
-                    MessageId::parse(&m.id).is_some_and(|id| !partitions.contains(&id.partition))
-                });
+                lock(&shared.outbox)
+                    .retain(|m| MessageId::parse(&m.id).is_some_and(|id| !partitions.contains(&id.partition)));
                 // librdkafka keeps an application pause across unassign/assign: lift it now.
                 let _ = consumer.resume(list);
                 if cooperative { consumer.incremental_unassign(list) } else { consumer.unassign() }
@@ -425,12 +424,18 @@ impl Shared {
                     "partition STOPPED delivering: the record at offset {offset} is {bytes} bytes, above maxDeliveryBytes \
                      (daprd's gRPC receive limit is 4 MiB). Set deadLetterTopic to move it aside"
                 ),
-                None => tracing::info!(stream = %self.stream, topic = %self.topic, partition, "partition delivers again"),
+                None => {
+                    tracing::info!(stream = %self.stream, topic = %self.topic, partition, "partition delivers again")
+                }
             }
         }
         let mut reported = lock(&self.reported);
         if *reported != now {
-            self.labels.flow(now.in_flight - reported.in_flight, now.held - reported.held, now.paused - reported.paused);
+            self.labels.flow(
+                now.in_flight - reported.in_flight,
+                now.held - reported.held,
+                now.paused - reported.paused,
+            );
             self.labels.blocked("uncommitted_cap", now.capped - reported.capped);
             self.labels.blocked("oversized", now.oversized - reported.oversized);
             *reported = now;
