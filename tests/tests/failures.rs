@@ -401,17 +401,14 @@ async fn health_follows_kafka() {
             health.check(request).await.unwrap().into_inner().status
         }
     };
-    let wait_for = |want: ServingStatus| {
-        let status = status;
-        async move {
-            for _ in 0..100 {
-                if status().await == want as i32 {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+    let wait_for = |want: ServingStatus| async move {
+        for _ in 0..100 {
+            if status().await == want as i32 {
+                return true;
             }
-            false
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        false
     };
     assert_eq!(status().await, ServingStatus::Serving as i32);
     broker.mock().unwrap().set_brokers_up(false).unwrap();
