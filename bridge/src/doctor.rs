@@ -122,6 +122,13 @@ pub async fn diagnose(args: &DoctorArgs) -> Report {
     }
 
     match parsed {
+        Some(found) if !found.unresolved.is_empty() => {
+            let keys: Vec<String> = found.unresolved.iter().map(|k| format!("--set {k}=...")).collect();
+            for layer in ["kafka", "topics", "group"] {
+                Layer { name: layer, checks: &mut checks }
+                    .skip(format!("secrets not resolved: pass {} to check Kafka", keys.join(" ")));
+            }
+        }
         // A misspelt key fails the component layer, but the rest can still be checked.
         Some(found) if found.config.is_some() => {
             let timeout = args.timeout;
@@ -142,12 +149,7 @@ pub async fn diagnose(args: &DoctorArgs) -> Report {
     }
 
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
-    Report {
-        file: args.component.display().to_string(),
-        component: checks_component_name(&checks),
-        checks,
-        failed,
-    }
+    Report { file: args.component.display().to_string(), component: checks_component_name(&checks), checks, failed }
 }
 
 fn checks_component_name(checks: &[Check]) -> Option<String> {

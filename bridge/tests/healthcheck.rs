@@ -64,10 +64,8 @@ fn healthcheck_passes_on_a_serving_bridge_and_fails_without_one() {
 
     // As in the container: the probe finds the socket through the same variables as the bridge
     // (here the singular one, which the Kubernetes injector sets).
-    let (ok, out) = healthcheck(
-        &[("DAPR_COMPONENT_SOCKETS_FOLDER", folder.path())],
-        &["--component-name", "probe", "healthcheck"],
-    );
+    let (ok, out) =
+        healthcheck(&[("DAPR_COMPONENT_SOCKETS_FOLDER", folder.path())], &["--component-name", "probe", "healthcheck"]);
     assert!(ok, "{out}");
     assert!(out.contains("SERVING"), "{out}");
 

@@ -46,12 +46,7 @@ async fn doctor(yaml: &str, sockets_folder: Option<&Path>) -> (bool, Value) {
 }
 
 fn checks<'a>(report: &'a Value, layer: &str, status: &str) -> Vec<&'a Value> {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["layer"] == layer && c["status"] == status)
-        .collect()
+    report["checks"].as_array().unwrap().iter().filter(|c| c["layer"] == layer && c["status"] == status).collect()
 }
 
 /// The one failure of the report: its layer, message and fix.
@@ -131,7 +126,8 @@ async fn bad_credentials_fail_the_kafka_layer_with_a_sasl_fix() {
 async fn missing_topic_fails_the_topics_layer() {
     let broker = tansu_with_topics(&[]).await;
     let topic = unique("never-created");
-    let (ok, report) = doctor(&yaml(&[("brokers", broker.bootstrap()), ("consumerGroup", "g")], Some(&topic)), None).await;
+    let (ok, report) =
+        doctor(&yaml(&[("brokers", broker.bootstrap()), ("consumerGroup", "g")], Some(&topic)), None).await;
     assert!(!ok);
     let (layer, message, fix) = only_failure(&report);
     assert_eq!(layer, "topics");

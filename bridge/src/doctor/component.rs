@@ -25,6 +25,8 @@ pub(crate) struct Found {
     pub(crate) topics: Vec<String>,
     /// The consumer group subscriptions join.
     pub(crate) group: Option<String>,
+    /// Metadata keys whose secrets the doctor could not resolve.
+    pub(crate) unresolved: Vec<String>,
 }
 
 fn text(value: &Value) -> Option<String> {
@@ -112,6 +114,7 @@ pub(crate) fn check(args: &DoctorArgs, layer: &mut Layer<'_>) -> Option<Found> {
 
     // spec.metadata → the properties daprd would send to Init.
     let mut properties = HashMap::new();
+    let mut unresolved = Vec::new();
     let items = get(component, &["spec", "metadata"]).and_then(Value::as_sequence).cloned().unwrap_or_default();
     for item in &items {
         let Some(key) = str_at(item, &["name"]) else {
@@ -129,6 +132,10 @@ pub(crate) fn check(args: &DoctorArgs, layer: &mut Layer<'_>) -> Option<Found> {
             let secret = str_at(reference, &["name"]).unwrap_or_default();
             let secret_key = str_at(reference, &["key"]).unwrap_or_default();
             if !args.set.iter().any(|(k, _)| k.eq_ignore_ascii_case(&key)) {
+                // A stand-in, so the rest of the metadata still parses; Kafka is not dialled
+                // with it (see `unresolved`).
+                properties.insert(key.clone(), format!("<secret {secret}/{secret_key}>"));
+                unresolved.push(key.clone());
                 layer.warn(
                     format!("metadata `{key}` comes from secret {secret}/{secret_key}, which the doctor cannot read"),
                     format!("pass --set {key}=<value> to check Kafka with it"),
@@ -195,5 +202,5 @@ pub(crate) fn check(args: &DoctorArgs, layer: &mut Layer<'_>) -> Option<Found> {
             "set consumerGroup, or pass --app-id to check the group",
         );
     }
-    Some(Found { name, socket_name, config, topics, group })
+    Some(Found { name, socket_name, config, topics, group, unresolved })
 }

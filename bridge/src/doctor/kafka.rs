@@ -52,18 +52,26 @@ pub(crate) fn check(found: &Found, timeout: Duration, checks: &mut Vec<Check>) {
     };
     let mut kafka = Layer { name: "kafka", checks };
     let group = found.group.as_deref().unwrap_or(NO_GROUP);
-    let consumer: BaseConsumer<Recorder> = match config.consumer_config(brokers, group).create_with_context(Recorder::default()) {
-        Ok(consumer) => consumer,
-        Err(e) => {
-            kafka.fail(format!("librdkafka refuses the settings: {e}"), "correct the `kafka.*` passthrough property it names");
-            Layer { name: "topics", checks }.skip("no Kafka client");
-            Layer { name: "group", checks }.skip("no Kafka client");
-            return;
-        }
-    };
+    let consumer: BaseConsumer<Recorder> =
+        match config.consumer_config(brokers, group).create_with_context(Recorder::default()) {
+            Ok(consumer) => consumer,
+            Err(e) => {
+                kafka.fail(
+                    format!("librdkafka refuses the settings: {e}"),
+                    "correct the `kafka.*` passthrough property it names",
+                );
+                Layer { name: "topics", checks }.skip("no Kafka client");
+                Layer { name: "group", checks }.skip("no Kafka client");
+                return;
+            }
+        };
     let metadata = match consumer.fetch_metadata(None, timeout) {
         Ok(metadata) => metadata,
         Err(e) => {
+            // Errors (authentication, connection refused) reach the context only when polled.
+            for _ in 0..3 {
+                let _ = consumer.poll(Duration::from_millis(50));
+            }
             let reported = consumer.context().errors.lock().map(|e| e.join("; ")).unwrap_or_default();
             let detail = if reported.is_empty() { e.to_string() } else { format!("{e}: {reported}") };
             let lower = detail.to_lowercase();
@@ -90,10 +98,7 @@ pub(crate) fn check(found: &Found, timeout: Duration, checks: &mut Vec<Check>) {
     let dead_letter = config.subscriber.dead_letter_topic.clone();
     let mut existing = Vec::new();
     if found.topics.is_empty() && dead_letter.is_none() {
-        topics.skip(format!(
-            "no Subscription for {} in the file and no --topic: no topic to check",
-            found.name
-        ));
+        topics.skip(format!("no Subscription for {} in the file and no --topic: no topic to check", found.name));
     }
     for topic in &found.topics {
         if check_topic(&metadata, topic, "topic", &mut topics) {
@@ -134,7 +139,9 @@ pub(crate) fn check(found: &Found, timeout: Duration, checks: &mut Vec<Check>) {
                 "start the app with its subscription",
             ),
         },
-        Err(e) => group_layer.warn(format!("cannot describe group {group}: {e}"), "the user may lack Describe on the group"),
+        Err(e) => {
+            group_layer.warn(format!("cannot describe group {group}: {e}"), "the user may lack Describe on the group")
+        }
     }
     for topic in &existing {
         lag(&consumer, &metadata, topic, group, timeout, &mut group_layer);
@@ -189,7 +196,10 @@ fn lag(
     let committed = match consumer.committed_offsets(list, timeout) {
         Ok(committed) => committed,
         Err(e) => {
-            layer.warn(format!("{topic}: cannot read committed offsets of {group}: {e}"), "the user may lack Describe/Read on the group");
+            layer.warn(
+                format!("{topic}: cannot read committed offsets of {group}: {e}"),
+                "the user may lack Describe/Read on the group",
+            );
             return;
         }
     };

@@ -50,15 +50,16 @@ pub(crate) async fn check(folder: &Path, socket_name: &str, layer: &mut Layer<'_
                  (DAPR_COMPONENTS_SOCKETS_FOLDER); then restart daprd, which scans the folder only at start-up"
             ),
         ),
-        Ok(m) if !m.file_type().is_socket() => layer.fail(
-            format!("{} is not a socket", socket.display()),
-            "remove the file; the bridge creates the socket",
-        ),
+        Ok(m) if !m.file_type().is_socket() => layer
+            .fail(format!("{} is not a socket", socket.display()), "remove the file; the bridge creates the socket"),
         Ok(m) => {
             let mode = m.permissions().mode() & 0o777;
             if mode & 0o006 != 0o006 {
                 layer.warn(
-                    format!("{} has mode {mode:o}: a daprd running as another user (uid 65532) cannot connect", socket.display()),
+                    format!(
+                        "{} has mode {mode:o}: a daprd running as another user (uid 65532) cannot connect",
+                        socket.display()
+                    ),
                     "run the bridge with --socket-mode 666 (the default)",
                 );
             } else {
@@ -113,8 +114,10 @@ pub(crate) async fn check(folder: &Path, socket_name: &str, layer: &mut Layer<'_
 async fn list_services(socket: &Path) -> Result<Vec<String>, String> {
     let ask = async {
         let mut client = ServerReflectionClient::new(healthcheck::channel(socket, TIMEOUT).await?);
-        let request =
-            ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
         let mut responses = client
             .server_reflection_info(futures::stream::iter([request]))
             .await
