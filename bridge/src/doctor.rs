@@ -113,6 +113,7 @@ pub async fn run(args: &DoctorArgs) -> ExitCode {
 pub async fn diagnose(args: &DoctorArgs) -> Report {
     let mut checks = Vec::new();
     let parsed = component::check(args, &mut Layer { name: "component", checks: &mut checks });
+    let component = parsed.as_ref().map(|found| found.name.clone()).filter(|name| !name.is_empty());
 
     let mut socket = Layer { name: "socket", checks: &mut checks };
     match (&args.sockets_folder, &parsed) {
@@ -149,15 +150,7 @@ pub async fn diagnose(args: &DoctorArgs) -> Report {
     }
 
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
-    Report { file: args.component.display().to_string(), component: checks_component_name(&checks), checks, failed }
-}
-
-fn checks_component_name(checks: &[Check]) -> Option<String> {
-    checks
-        .iter()
-        .find(|c| c.layer == "component" && c.message.starts_with("Component "))
-        .and_then(|c| c.message.split_whitespace().nth(1))
-        .map(str::to_owned)
+    Report { file: args.component.display().to_string(), component, checks, failed }
 }
 
 /// The text form: one line per check, a fix under every ✗ and !, and a summary.
