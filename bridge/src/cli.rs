@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 use crate::config::values;
 
@@ -85,6 +85,79 @@ pub struct Args {
     /// Print the component metadata keys (name, default, meaning) and exit.
     #[arg(long)]
     pub print_config_keys: bool,
+
+    /// A tool instead of the bridge: `healthcheck` (exec probes) or `doctor` (diagnosis).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Tools that share the bridge's binary (distroless images have nothing else to run).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Dial the bridge's socket and ask the gRPC health service; exit 0 when it is SERVING,
+    /// 1 otherwise. For Kubernetes exec probes and Docker HEALTHCHECK (no shell needed). The
+    /// socket is found as the bridge finds it (--component-name, --sockets-folder and their
+    /// environment variables), so the probe needs no arguments in the bridge's container.
+    Healthcheck(HealthcheckArgs),
+    /// Walk a Component from its YAML to Kafka: metadata, socket, brokers, topics, consumer
+    /// group. Prints ✓/✗ with a fix for every ✗; exits 1 if anything failed.
+    Doctor(DoctorArgs),
+}
+
+/// `healthcheck` options.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct HealthcheckArgs {
+    /// Socket to dial (default: the bridge's own, from --component-name and --sockets-folder).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+
+    /// Give up after this long (Go-style duration).
+    #[arg(long, default_value = "2s", value_parser = values::duration)]
+    pub timeout: Duration,
+
+    /// Service to ask about; "" asks about the server as a whole.
+    #[arg(long, default_value = "dapr.proto.components.v1.PubSub")]
+    pub service: String,
+}
+
+/// `doctor` options.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct DoctorArgs {
+    /// The Component YAML (Subscriptions in the same file name the topics to check).
+    #[arg(long)]
+    pub component: PathBuf,
+
+    /// Check the socket in this folder too (where daprd and the bridge share sockets).
+    #[arg(long = "sockets-folder", id = "doctor_sockets_folder")]
+    pub sockets_folder: Option<PathBuf>,
+
+    /// Metadata values to use instead of the YAML's, e.g. for `secretKeyRef`s the doctor
+    /// cannot resolve: `--set saslPassword=...` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+
+    /// Topics to check besides the Subscriptions' (repeatable).
+    #[arg(long = "topic")]
+    pub topics: Vec<String>,
+
+    /// The Dapr app id: daprd sends it as `consumerID`, the group when `consumerGroup` is unset.
+    #[arg(long)]
+    pub app_id: Option<String>,
+
+    /// How long each Kafka request may take.
+    #[arg(long, default_value = "10s", value_parser = values::duration)]
+    pub timeout: Duration,
+
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_key_value(value: &str) -> Result<(String, String), String> {
+    value
+        .split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{value}` is not KEY=VALUE"))
 }
 
 /// Log output format.
@@ -114,6 +187,15 @@ impl Args {
             .or_else(|| from_env("DAPR_COMPONENTS_SOCKETS_FOLDER"))
             .or_else(|| from_env("DAPR_COMPONENT_SOCKETS_FOLDER"))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKETS_FOLDER))
+    }
+
+    /// The log filter: the tools (`healthcheck`, `doctor`) log only warnings unless --log
+    /// says otherwise, so their own output stays readable.
+    pub fn log_filter(&self) -> &str {
+        match (&self.command, self.log.as_str()) {
+            (Some(_), "info") => "warn",
+            (_, filter) => filter,
+        }
     }
 
     /// `<sockets folder>/<component name>.sock`.

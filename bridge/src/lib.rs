@@ -27,11 +27,15 @@
 //! | [`embedded`] | the in-process mock cluster |
 //! | [`topic`] | legal Kafka topic names |
 //! | [`error`] | the one error type and its gRPC codes |
+//! | [`healthcheck`] | the `healthcheck` tool: exec probes without a shell |
+//! | [`doctor`] | the `doctor` tool: YAML → socket → Kafka → topics → group, with fixes |
 
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod embedded;
 pub mod error;
+pub mod healthcheck;
 pub mod instances;
 pub mod offsets;
 pub mod producer;
@@ -44,6 +48,15 @@ pub mod topic;
 pub use error::{Error, Result};
 
 use tokio_util::sync::CancellationToken;
+
+/// The binary's entry point: one of the tools, or the bridge itself.
+pub async fn main(args: cli::Args) -> anyhow::Result<std::process::ExitCode> {
+    match &args.command {
+        Some(cli::Command::Healthcheck(check)) => Ok(healthcheck::run(&args, check).await),
+        Some(cli::Command::Doctor(doctor)) => Ok(doctor::run(doctor).await),
+        None => run(args).await.map(|()| std::process::ExitCode::SUCCESS),
+    }
+}
 
 /// Runs the bridge until SIGTERM or SIGINT.
 pub async fn run(args: cli::Args) -> anyhow::Result<()> {

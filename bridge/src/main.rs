@@ -1,10 +1,12 @@
-//! `kafka-pubsub-bridge`: parses flags, sets up logging, runs the bridge.
+//! `kafka-pubsub-bridge`: parses flags, sets up logging, runs the bridge (or one of its tools).
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let args = dapr_kafka_bridge::cli::Args::parse();
-    dapr_kafka_bridge::telemetry::init(&args.log, args.log_format)?;
-    dapr_kafka_bridge::run(args).await
+    dapr_kafka_bridge::telemetry::init(args.log_filter(), args.log_format)?;
+    dapr_kafka_bridge::main(args).await
 }
