@@ -32,7 +32,7 @@ METRICS_EXPECTED = {
     "kafka_bridge_commit_duration_seconds",
     "kafka_bridge_broker_connected",
     "kafka_bridge_init_failures_total",
-    "kafka_bridge_uncommitted_cap_paused_partitions",
+    "kafka_bridge_blocked_partitions",
 }
 DAPR = {
     "dapr_component_pubsub_egress_count",

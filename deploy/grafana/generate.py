@@ -118,7 +118,7 @@ ts("In flight and held", [
 ], "short", description="In flight: delivered to daprd, not acked. Held: fetched from Kafka, waiting for room.")
 ts("Paused partitions", [
     (f'sum by (component, topic) (kafka_bridge_paused_partitions{{{SEL_T}}})', "flow control {{component}} {{topic}}"),
-    (f'sum by (component, topic) (kafka_bridge_uncommitted_cap_paused_partitions{{{SEL_T}}})', "uncommitted cap {{component}} {{topic}}"),
+    (f'sum by (component, topic, reason) (kafka_bridge_blocked_partitions{{{SEL_T}}})', "blocked ({{reason}}) {{component}} {{topic}}"),
 ], "short")
 next_line()
 ts("Retries and dead letters / s", [
