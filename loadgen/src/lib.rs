@@ -38,6 +38,7 @@ pub mod scenario;
 pub mod stats;
 pub mod sweep;
 pub mod target;
+pub mod verdict;
 
 use std::path::PathBuf;
 
@@ -50,6 +51,7 @@ use target::{DirectKafka, Target};
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Sweep(args) => sweep_command(&args).map(|_| ()),
+        Command::Capacity(args) => capacity_command(&args).map(|_| ()),
         Command::Report { result, out } => {
             let loaded = report::load(&result)?;
             let dir = out.unwrap_or_else(|| result.parent().map(PathBuf::from).unwrap_or_default());
@@ -65,7 +67,8 @@ pub fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::CreateTopic { brokers, partitions, topic } => {
-            DirectKafka::connect(&brokers, std::time::Duration::from_secs(10))?.create_topic(&topic, partitions)
+            let spec = target::TopicSpec { partitions, replication_factor: 1, min_insync_replicas: 1 };
+            DirectKafka::connect(&brokers, std::time::Duration::from_secs(10))?.create_topic(&topic, &spec).map(drop)
         }
         Command::Compare { a, b, out } => {
             let text = report::compare::render(
@@ -111,4 +114,9 @@ pub fn sweep_command(args: &SweepArgs) -> Result<sweep::SweepResult> {
         outputs.html.display()
     );
     Ok(result)
+}
+
+/// Runs `capacity` (to be filled in).
+pub fn capacity_command(_args: &cli::CapacityArgs) -> Result<()> {
+    Err(Error::invalid("not yet"))
 }

@@ -91,7 +91,12 @@ pub(crate) mod tests {
 
     /// A result with one step per default step, throughput and latency rising with linger.
     pub(crate) fn sample(in_process: bool) -> SweepResult {
-        let scenario = Scenario::default();
+        let mut scenario = Scenario::default();
+        let d = &mut scenario.dimensions;
+        d.batch_size = vec![16_384, 1_000_000];
+        d.linger_ms = vec![0, 5, 50];
+        d.compression = vec!["none".parse().unwrap(), "lz4".parse().unwrap(), "zstd".parse().unwrap()];
+        d.rate = vec![Rate::Max];
         let steps = scenario
             .validate()
             .unwrap()
@@ -130,6 +135,27 @@ pub(crate) mod tests {
                     }),
                     measurement: Some(Measurement {
                         measured_seconds: 2.0,
+                        window_seconds: 2.0,
+                        offered_msgs_per_sec: match config.rate {
+                            Rate::PerSecond(r) => Some(r as f64),
+                            Rate::Max => None,
+                        },
+                        intended: 2 * tput as u64,
+                        failed: 0,
+                        error_rate: 0.0,
+                        failure_latency: None,
+                        consumer_seconds: Some(2.0),
+                        timeline: (0..2)
+                            .map(|i| crate::driver::Second {
+                                second: i,
+                                acked: tput as u64,
+                                failed: 0,
+                                consumed: tput as u64,
+                                publish_p99_us: Some(400 + 100 * i as u64),
+                                e2e_p99_us: Some(1200),
+                            })
+                            .collect(),
+                        verdict: None,
                         produced: Throughput {
                             messages: 2 * tput as u64,
                             bytes: 2048 * tput as u64,
@@ -171,6 +197,8 @@ pub(crate) mod tests {
                 brokers: 3,
                 in_process,
                 description: "test".into(),
+                message_max_bytes: Some(1_000_000),
+                facts: vec!["broker message.max.bytes = 1000000".into()],
             },
             started_at: "2026-01-01T00:00:00Z".into(),
             finished_at: "2026-01-01T00:01:00Z".into(),
