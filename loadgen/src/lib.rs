@@ -26,6 +26,7 @@
 //! | [`progress`] | the progress bar |
 //! | [`error`] | the one error type |
 
+pub mod analysis;
 pub mod capacity;
 pub mod cli;
 pub mod driver;
@@ -35,6 +36,7 @@ pub mod payload;
 pub mod progress;
 pub mod report;
 pub mod scenario;
+pub mod sizing;
 pub mod stats;
 pub mod sweep;
 pub mod target;
@@ -44,7 +46,7 @@ use std::path::PathBuf;
 
 pub use error::{Error, Result};
 
-use cli::{Command, SweepArgs};
+use cli::{CapacityArgs, Command, SweepArgs};
 use target::{DirectKafka, Target};
 
 /// Runs a parsed command line.
@@ -90,19 +92,8 @@ pub fn run(command: Command) -> Result<()> {
 pub fn sweep_command(args: &SweepArgs) -> Result<sweep::SweepResult> {
     let scenario = args.scenario()?;
     scenario.validate()?;
-    let stall = args.stall()?;
-    let target: Box<dyn Target> = match &args.brokers {
-        Some(bootstrap) => Box::new(DirectKafka::connect(bootstrap, args.admin_timeout)?),
-        None => Box::new(DirectKafka::embedded(args.embedded_brokers, stall)?),
-    };
-    let info = target.info();
-    if info.in_process {
-        eprintln!("No --brokers: running on librdkafka's in-process mock cluster. It measures client-side costs only.");
-    }
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
-        PathBuf::from("loadgen-results").join(stamp)
-    });
+    let target = target_of(args)?;
+    let out = args.out.clone().unwrap_or_else(|| default_out("sweep"));
     let progress = progress::Progress::new(&scenario, args.no_progress);
     let (result, outputs) = sweep::run(target.as_ref(), &scenario, &out, &progress)?;
     println!("{}", report::markdown::render(&result));
@@ -116,7 +107,54 @@ pub fn sweep_command(args: &SweepArgs) -> Result<sweep::SweepResult> {
     Ok(result)
 }
 
-/// Runs `capacity` (to be filled in).
-pub fn capacity_command(_args: &cli::CapacityArgs) -> Result<()> {
-    Err(Error::invalid("not yet"))
+/// The target of a `sweep` or `capacity` command line.
+fn target_of(args: &SweepArgs) -> Result<Box<dyn Target>> {
+    let stall = args.stall()?;
+    let target: Box<dyn Target> = match &args.brokers {
+        Some(bootstrap) => Box::new(DirectKafka::connect(bootstrap, args.admin_timeout)?),
+        None => Box::new(DirectKafka::embedded(args.embedded_brokers, stall)?),
+    };
+    if target.info().in_process {
+        eprintln!("No --brokers: running on librdkafka's in-process mock cluster. It measures client-side costs only.");
+    }
+    Ok(target)
+}
+
+fn default_out(kind: &str) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
+    PathBuf::from("loadgen-results").join(format!("{kind}-{stamp}"))
+}
+
+/// Runs `capacity`: validates, prints the plan, searches, writes `capacity.json` and the
+/// reports, and prints the one-sentence answer.
+pub fn capacity_command(args: &CapacityArgs) -> Result<capacity::CapacityResult> {
+    let scenario = args.sweep.scenario()?;
+    scenario.validate()?;
+    let spec = capacity::SearchSpec {
+        slo: verdict::Slo::new(args.slo_p99, args.slo_e2e_p99),
+        budget: args.budget,
+        repeats: args.repeats,
+        start_rate: args.start_rate.max(1),
+        max_rate: args.max_rate.max(args.start_rate.max(1)),
+        precision: args.precision.clamp(0.001, 1.0),
+    };
+    let sizing = match &args.target_rate {
+        Some(rate) => Some(capacity::SizingRequest {
+            target: rate.parse()?,
+            growth: sizing::parse_share(&args.growth)?,
+            retention: args.retention,
+            consumer_groups: args.consumer_groups.max(1),
+            consumer_rate: args.consumer_rate.as_deref().map(str::parse).transpose()?,
+        }),
+        None => None,
+    };
+    let target = target_of(&args.sweep)?;
+    let out = args.sweep.out.clone().unwrap_or_else(|| default_out("capacity"));
+    let result = capacity::run(target.as_ref(), &scenario, &spec, sizing.as_ref(), &out, &|line| eprintln!("{line}"))?;
+    let files = report::capacity::write_all(&result, &out)?;
+    println!("{}", report::capacity::answer(&result));
+    for f in files {
+        println!("  {}", f.display());
+    }
+    Ok(result)
 }

@@ -2,6 +2,7 @@
 //! (self-contained, charts as inline SVG drawn here, no scripts from anywhere), and the
 //! `compare` view of two results.
 
+pub mod capacity;
 pub mod compare;
 pub mod csv;
 pub mod html;
@@ -61,6 +62,96 @@ pub(crate) fn micros(us: u64) -> String {
         1_000..1_000_000 => format!("{:.2} ms", us as f64 / 1e3),
         _ => format!("{:.2} s", us as f64 / 1e6),
     }
+}
+
+/// A percentile of `p` (`q` = 0.99 …), or `n/a (n=…)` when its sample count cannot
+/// support it (fewer than ten samples beyond it).
+pub fn pct(p: &crate::histogram::Percentiles, q: f64) -> String {
+    let v = if q >= 0.99999 {
+        p.p9999
+    } else if q >= 0.9999 {
+        p.p9999
+    } else if q >= 0.999 {
+        p.p999
+    } else if q >= 0.99 {
+        p.p99
+    } else if q >= 0.95 {
+        p.p95
+    } else if q >= 0.9 {
+        p.p90
+    } else {
+        p.p50
+    };
+    if p.count == 0 {
+        "–".into()
+    } else if crate::histogram::supports(p.count, q) {
+        micros(v)
+    } else {
+        format!("n/a (n={})", p.count)
+    }
+}
+
+/// The reproducibility manifest: versions, what the cluster said, durability settings,
+/// the command line and the seeds.
+pub fn manifest(
+    env: &crate::sweep::Environment,
+    target: &crate::target::TargetInfo,
+    scenario: &crate::scenario::Scenario,
+    steps: &[crate::scenario::StepConfig],
+) -> Vec<String> {
+    let mut lines = vec![
+        format!(
+            "kafka-loadgen {}, librdkafka {}, {} on {} ({} CPUs)",
+            env.tool_version, env.librdkafka_version, env.host, env.platform, env.cpus
+        ),
+        format!("target: {} ({} broker(s), bootstrap `{}`)", target.description, target.brokers, target.bootstrap),
+    ];
+    lines.extend(target.facts.iter().map(|f| format!("cluster: {f}")));
+    let mut durability: Vec<String> = steps
+        .iter()
+        .map(|s| {
+            format!(
+                "acks={} replication factor={} min.insync.replicas={} idempotence={}",
+                s.acks, s.replication_factor, s.min_insync_replicas, s.idempotence
+            )
+        })
+        .collect();
+    durability.sort();
+    durability.dedup();
+    lines.extend(durability.into_iter().map(|d| format!("durability: {d}")));
+    let p = &scenario.phases;
+    lines.push(format!(
+        "phases: warm-up {}, measured {}, cool-down {}; in-flight bound {} per producer; message.timeout.ms {}",
+        humantime::format_duration(p.warmup),
+        p.messages
+            .map(|n| format!("{n} messages"))
+            .unwrap_or_else(|| humantime::format_duration(p.duration).to_string()),
+        humantime::format_duration(p.cooldown),
+        scenario.max_in_flight,
+        scenario.message_timeout.as_millis()
+    ));
+    lines.push(format!(
+        "end-to-end consumer: {} (fetch.wait.max.ms {} on real brokers, 5 on the mock: it bounds end-to-end latency on brokers that do not wake a waiting fetch)",
+        if scenario.end_to_end { "on" } else { "off" },
+        crate::driver::FETCH_WAIT_MAX_MS
+    ));
+    lines.push(format!("seed: {} (payloads; keys use seed + producer index)", scenario.seed));
+    lines.push(format!("command line: `{}`", env.command_line.join(" ")));
+    lines
+}
+
+/// The pass rule in words.
+pub fn pass_rule_text(rule: &crate::scenario::PassRule) -> String {
+    format!(
+        "A fixed-rate step is **sustained** only if achieved/offered ≥ {:.3} (achieved = acknowledged measured \
+         messages ÷ wall time from the first measured send to the last measured acknowledgement), no measured message \
+         failed (errors, timeouts and messages never sent all count), send-delay p99 ≤ {} ms (the generator kept its \
+         schedule), and the tool's consumer kept up (lag grew by at most {:.2} s of the offered rate, and it read every \
+         message). Percentiles with fewer than ten samples beyond them are shown as n/a.",
+        rule.min_achieved_ratio,
+        rule.max_send_delay_p99.as_millis(),
+        rule.max_lag_growth_seconds
+    )
 }
 
 /// `123 456`.

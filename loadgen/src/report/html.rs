@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::markdown::HOW_TO_READ;
 use super::svg::{self, Chart, Series, escape};
 use super::{count, micros};
-use crate::capacity;
+use crate::analysis;
 use crate::scenario::Scenario;
 use crate::sweep::{StepResult, SweepResult};
 
@@ -45,12 +45,13 @@ fn spectrum_chart(id: &str, title: &str, steps: &[&StepResult], pick: fn(&StepRe
         lines: true,
         x_ticks: Some(ticks),
         series: &series,
+        marks: Vec::new(),
     })
 }
 
 /// Renders the report.
 pub fn render(result: &SweepResult) -> String {
-    let analysis = capacity::analyse(result);
+    let analysis = analysis::analyse(result);
     let mut h = String::new();
     let _ = write!(
         h,
@@ -150,6 +151,7 @@ pub fn render(result: &SweepResult) -> String {
             lines: false,
             x_ticks: None,
             series: &series,
+            marks: Vec::new(),
         }));
     }
     h.push_str("<h2>Latency percentile spectrum per step</h2>");

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::{count, micros};
-use crate::capacity;
+use crate::analysis;
 use crate::sweep::{StepResult, SweepResult};
 
 /// The explanation printed under every report.
@@ -27,7 +27,7 @@ pub(crate) fn settings(s: &StepResult) -> String {
 
 /// Renders the summary.
 pub fn render(result: &SweepResult) -> String {
-    let analysis = capacity::analyse(result);
+    let analysis = analysis::analyse(result);
     let mut md = String::new();
     let _ = writeln!(md, "# kafka-loadgen sweep `{}`\n", result.scenario.name);
     if result.target.in_process {
