@@ -6,6 +6,7 @@
 //!             (the first fails? halve until one passes)
 //!     bisect  geometric midpoint of [highest pass, lowest fail] until (fail − pass)/pass ≤ 5 %
 //!     repeat  the highest passing rate 3× more: mean achieved rate ± 95 % interval
+//!             (most repeats fail? step down by 2 × precision and repeat, at most twice)
 //! ```
 //!
 //! Every probe is a step of its own: a fresh topic, its own warm-up, a measured phase and a
@@ -128,7 +129,8 @@ pub struct ConfigCapacity {
     /// Its label without the rate.
     pub label: String,
     /// `found`, `none` (not even the lowest rate passed), `ceiling` (the highest rate passed),
-    /// `budget` (stopped by the budget; the bracket so far) or `skipped` (never reached).
+    /// `budget` (stopped by the budget; the bracket so far) or `unstable` (repeats kept failing
+    /// after two step-downs).
     pub status: String,
     /// The highest rate that passed, msgs/s.
     pub sustained_msgs_per_sec: Option<f64>,
@@ -400,17 +402,48 @@ impl Search<'_> {
                 Some(false) => fail = Some(mid),
             }
         }
-        let Some(lo) = pass else { return "none" };
-        for _ in 0..self.spec.repeats {
-            if step("repeat", lo, &mut self.probes).is_none() {
-                return "budget";
+        let Some(mut lo) = pass else { return "none" };
+        // Repeat; when most repeats fail the rate was luck, so step down and repeat again.
+        for attempt in 0..3 {
+            let mut passed = 0;
+            for _ in 0..self.spec.repeats {
+                match step("repeat", lo, &mut self.probes) {
+                    None => return "budget",
+                    Some(ok) => passed += u32::from(ok),
+                }
             }
+            if self.spec.repeats == 0 || passed * 2 > self.spec.repeats {
+                return if fail.is_none() { "ceiling" } else { "found" };
+            }
+            if attempt == 2 {
+                break;
+            }
+            lo = ((lo as f64 * (1.0 - 2.0 * self.spec.precision)).round() as u64).max(floor);
         }
-        if fail.is_none() { "ceiling" } else { "found" }
+        "unstable"
     }
 
     fn finish(self, status: &str, scenario: &Scenario) -> ConfigCapacity {
-        let best = self.probes.iter().filter(|p| p.passed).map(|p| p.rate).max();
+        // The answer is the highest rate whose repeats mostly passed; without repeats (the
+        // budget ran out first, or none asked), the highest passing probe.
+        let repeated: Vec<u64> = {
+            let mut rates: Vec<u64> = self.probes.iter().filter(|p| p.phase == "repeat").map(|p| p.rate).collect();
+            rates.dedup();
+            rates
+        };
+        let stable = repeated
+            .iter()
+            .copied()
+            .filter(|&r| {
+                let group: Vec<&Probe> = self.probes.iter().filter(|p| p.phase == "repeat" && p.rate == r).collect();
+                group.iter().filter(|p| p.passed).count() * 2 > group.len()
+            })
+            .max();
+        let best = match (stable, repeated.is_empty() || status == "budget") {
+            (Some(r), _) => Some(r),
+            (None, true) => self.probes.iter().filter(|p| p.passed).map(|p| p.rate).max(),
+            (None, false) => None,
+        };
         let lowest_fail =
             self.probes.iter().filter(|p| !p.passed && best.is_none_or(|b| p.rate > b)).map(|p| p.rate).min();
         let at_best: Vec<&Probe> = self.probes.iter().filter(|p| Some(p.rate) == best).collect();
@@ -419,6 +452,7 @@ impl Search<'_> {
         let (mean, half) = sizing::mean_ci95(&achieved);
         let interval = (achieved.len() >= 2 && half.is_finite()).then_some((mean - half, mean + half));
         let repeats: Vec<&&Probe> = at_best.iter().filter(|p| p.phase == "repeat").collect();
+        let status = if best.is_none() && status == "unstable" { "unstable" } else { status };
         let _ = scenario;
         ConfigCapacity {
             config: StepConfig { rate: best.map_or(Rate::Max, Rate::PerSecond), ..*self.config },
@@ -554,6 +588,28 @@ mod tests {
         assert!((fail - found) / found <= 0.05);
         assert_eq!(result.repeats_passed, (3, 3));
         assert!(result.interval_msgs_per_sec.is_some());
+    }
+
+    /// Repeats at the found rate fail twice in three: step down 10 % and repeat again.
+    #[test]
+    fn repeats_that_mostly_fail_step_the_rate_down() {
+        let spec = spec();
+        let config = StepConfig::default();
+        let mut search = Search { spec: &spec, config: &config, probes: Vec::new() };
+        let mut repeats_at_top = 0;
+        let status = search.run(&mut |phase, rate| {
+            let mut p = fake(rate, 7300, phase);
+            if phase == "repeat" && rate > 7000 {
+                repeats_at_top += 1;
+                p.passed = repeats_at_top == 1;
+            }
+            Some(p)
+        });
+        assert_eq!(status, "found");
+        let r = search.finish(status, &Scenario::default());
+        let found = r.sustained_msgs_per_sec.unwrap();
+        assert!(found < 7000.0, "{found}");
+        assert_eq!(r.repeats_passed, (3, 3));
     }
 
     #[test]

@@ -375,7 +375,15 @@ pub fn run_step(
         crate::verdict::judge(
             &crate::verdict::Observed {
                 offered,
-                achieved: produced.msgs_per_sec,
+                // The window ends one message transit after the last send; a step that keeps
+                // up pays that transit once, not per second, so the rule takes the median
+                // publish latency off the window before comparing with the offered rate.
+                achieved: if delivered > 0 && !publish.is_empty() {
+                    let transit = publish.value_at_quantile(0.5) as f64 / 1e6;
+                    delivered as f64 / (window - transit).max(window / 2.0).max(1e-9)
+                } else {
+                    0.0
+                },
                 failed,
                 send_delay_p99_us: if send_delay.is_empty() { 0 } else { send_delay.value_at_quantile(0.99) },
                 lag_growth: consumed.as_ref().map(|_| lag_growth(&timeline, measured_seconds)),
