@@ -173,7 +173,9 @@ async fn open_loop_percentiles_show_a_stall_the_closed_loop_hides() {
     assert!(closed.publish_latency.p99 < half, "closed loop hides it: {:?}", closed.publish_latency);
     assert!(open.publish_latency.p99 >= half, "open loop shows it: {:?}", open.publish_latency);
     assert!(open.send_delay.unwrap().max >= half / 2, "sends fell behind schedule: {:?}", open.send_delay);
-    assert_eq!(open.produced.messages, 1000, "every intended message was measured");
+    assert_eq!(open.intended, 1000, "every intended message was measured");
+    assert_eq!(open.produced.messages + open.failed, 1000, "acknowledged or failed: {open:?}");
+    eprintln!("open loop: {} acked, {} failed, {:?}", open.produced.messages, open.failed, open.errors);
 }
 
 /// Kills Tansu in the middle of step 2.
