@@ -583,7 +583,7 @@ mod tests {
         assert_eq!(ramp, vec![1000, 2000, 4000, 8000]);
         let result = search.finish(status, &Scenario::default());
         let found = result.sustained_msgs_per_sec.unwrap();
-        assert!(found <= 7300.0 && found >= 7300.0 / 1.05, "{found}");
+        assert!((7300.0 / 1.05..=7300.0).contains(&found), "{found}");
         let fail = result.lowest_failing_rate.unwrap() as f64;
         assert!((fail - found) / found <= 0.05);
         assert_eq!(result.repeats_passed, (3, 3));
@@ -620,7 +620,7 @@ mod tests {
         let status = search.run(&mut |phase, rate| Some(fake(rate, 300, phase)));
         assert_eq!(status, "found");
         let found = search.finish(status, &Scenario::default()).sustained_msgs_per_sec.unwrap();
-        assert!(found <= 300.0 && found >= 300.0 / 1.05, "{found}");
+        assert!((300.0 / 1.05..=300.0).contains(&found), "{found}");
     }
 
     #[test]

@@ -229,7 +229,7 @@ pub fn run_step(
                     stats_interval,
                     payloads,
                     // Twice the measured phase (at least 2 s) of lateness past the cool-down.
-                    give_up: matches!(phases.messages, None if interval.is_some())
+                    give_up: (phases.messages.is_none() && interval.is_some())
                         .then(|| measure_end + phases.cooldown + phases.duration.max(Duration::from_secs(2))),
                     seed: scenario.seed,
                 };

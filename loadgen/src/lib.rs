@@ -1,28 +1,34 @@
-//! A Kafka load generator: parameter sweeps with honest latency percentiles and reports.
+//! A Kafka load generator: parameter sweeps and capacity searches with honest numbers, sizing,
+//! and answer-first reports.
 //!
 //! ```text
-//!  cli ─► scenario (dimensions → validated steps) ─► sweep (per step: fresh topic)
+//!  cli ─► scenario (dimensions declared once → validated steps)
+//!           ├─► sweep     (per step: fresh topic, run, verdict)
+//!           └─► capacity  (per configuration: ramp → bisect → repeat probes at an SLO) ─► sizing, USL
 //!                                                      │
-//!            target (Target trait: direct Kafka, or the embedded mock cluster)
+//!            target (Target trait: direct Kafka, or the in-process mock cluster)
 //!                                                      │
-//!            driver: producer threads (open/closed loop) + own consumer + phase clock
-//!              └─ recorder (delivery reports → HdrHistograms, librdkafka stats)
+//!            driver: producer threads (open/closed loop, keys) + own consumer + phase clock
+//!              └─ recorder (delivery reports, failures → HdrHistograms per second, librdkafka stats)
 //!                                                      │
-//!            report: JSON, CSV, Markdown, HTML (inline SVG), .hlog; capacity advice
+//!            verdict (pass rule) ─► report: JSON, CSV, Markdown, HTML (inline SVG), .hlog, compare
 //! ```
 //!
 //! | module | what it knows |
 //! |---|---|
 //! | [`cli`] | flags, lists, human-readable sizes and durations |
-//! | [`scenario`] | dimensions, the cartesian product, validation, librdkafka properties |
+//! | [`scenario`] | dimensions (declared once), the cartesian product, validation, librdkafka properties |
 //! | [`payload`] | payloads of a target compressibility (checked with zstd and lz4) |
-//! | [`target`] | the [`target::Target`] trait; direct Kafka and the embedded mock cluster |
-//! | [`driver`] | one step: open- and closed-loop load, intended-time stamps, e2e consumer |
-//! | [`histogram`] | HdrHistogram recording, merging, percentiles, interval logs |
+//! | [`target`] | the [`target::Target`] trait; direct Kafka and the in-process mock cluster |
+//! | [`driver`] | one step: open- and closed-loop load, intended-time stamps, keys, e2e consumer |
+//! | [`histogram`] | HdrHistogram recording, merging, percentiles, per-second interval logs |
 //! | [`stats`] | librdkafka's statistics over the measured phase |
+//! | [`verdict`] | the pass rule: when a step is sustained, when a probe meets the SLO |
 //! | [`sweep`] | the whole sweep and its result type |
-//! | [`capacity`] | best settings, trade-off, per-dimension effects, advice |
-//! | [`report`] | JSON, CSV, Markdown, HTML, compare |
+//! | [`capacity`] | the maximum sustainable rate at an SLO per configuration |
+//! | [`sizing`] | partitions, producers, broker network and disk from a target rate; the USL fit |
+//! | [`analysis`] | a sweep's answer, best settings, trade-off, per-dimension effects, advice |
+//! | [`report`] | JSON, CSV, Markdown, HTML, compare (with a significance test) |
 //! | [`progress`] | the progress bar |
 //! | [`error`] | the one error type |
 

@@ -67,9 +67,7 @@ pub(crate) fn micros(us: u64) -> String {
 /// A percentile of `p` (`q` = 0.99 …), or `n/a (n=…)` when its sample count cannot
 /// support it (fewer than ten samples beyond it).
 pub fn pct(p: &crate::histogram::Percentiles, q: f64) -> String {
-    let v = if q >= 0.99999 {
-        p.p9999
-    } else if q >= 0.9999 {
+    let v = if q >= 0.9999 {
         p.p9999
     } else if q >= 0.999 {
         p.p999

@@ -75,6 +75,7 @@ fn short(v: f64) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 /// A heat map: `rows` × `cols` cells coloured by value (darker is higher), each labelled.
 pub(crate) fn heat_map(
     id: &str,
