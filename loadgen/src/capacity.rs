@@ -452,12 +452,15 @@ impl Search<'_> {
         let (mean, half) = sizing::mean_ci95(&achieved);
         let interval = (achieved.len() >= 2 && half.is_finite()).then_some((mean - half, mean + half));
         let repeats: Vec<&&Probe> = at_best.iter().filter(|p| p.phase == "repeat").collect();
-        let status = if best.is_none() && status == "unstable" { "unstable" } else { status };
         let _ = scenario;
         ConfigCapacity {
             config: StepConfig { rate: best.map_or(Rate::Max, Rate::PerSecond), ..*self.config },
             label: self.config.label_without_rate(),
-            status: if best.is_none() && status != "budget" { "none".into() } else { status.into() },
+            status: if best.is_none() && !matches!(status, "budget" | "unstable") {
+                "none".into()
+            } else {
+                status.into()
+            },
             sustained_msgs_per_sec: best.map(|b| b as f64),
             sustained_mb_per_sec: best.map(|b| b as f64 * size / 1e6),
             repeat_mean_msgs_per_sec: (!achieved.is_empty()).then_some(mean),
