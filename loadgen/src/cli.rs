@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
 use crate::error::{Error, Result};
-use crate::scenario::{Acks, Compression, Rate, Scenario};
+use crate::scenario::{DimensionArgs, Scenario};
 
 /// Kafka load generator: parameter sweeps with honest latency percentiles.
 #[derive(Debug, Parser)]
@@ -28,6 +28,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a sweep (with no options: a one-minute default sweep on an in-process mock cluster).
     Sweep(Box<SweepArgs>),
+    /// Find each configuration's maximum sustainable rate at a latency SLO (open-loop ramp,
+    /// then bisection), repeat it for a confidence interval, and size a deployment.
+    Capacity(Box<CapacityArgs>),
     /// Re-render the Markdown and HTML reports from a result JSON.
     Report {
         /// The `results.json` of a sweep.
@@ -74,33 +77,9 @@ pub struct SweepArgs {
     /// Name shown in the reports.
     #[arg(long)]
     pub name: Option<String>,
-    /// batch.size values in bytes (`16384,1MB`).
-    #[arg(long, value_delimiter = ',')]
-    pub batch_size: Vec<String>,
-    /// linger.ms values.
-    #[arg(long, value_delimiter = ',')]
-    pub linger_ms: Vec<u32>,
-    /// Compression values: none, gzip, snappy, lz4, zstd, with optional level (`zstd:3`).
-    #[arg(long, value_delimiter = ',')]
-    pub compression: Vec<String>,
-    /// Partition counts.
-    #[arg(long, value_delimiter = ',')]
-    pub partitions: Vec<u32>,
-    /// Message sizes in bytes (`100,1KiB,10KiB`).
-    #[arg(long, value_delimiter = ',')]
-    pub message_size: Vec<String>,
-    /// acks values: 0, 1, all.
-    #[arg(long, value_delimiter = ',')]
-    pub acks: Vec<String>,
-    /// enable.idempotence values: true, false.
-    #[arg(long, value_delimiter = ',')]
-    pub idempotence: Vec<bool>,
-    /// Producer counts (one thread and one librdkafka instance each).
-    #[arg(long, value_delimiter = ',')]
-    pub producers: Vec<u32>,
-    /// Rates: `max` (closed loop) or msgs/s across all producers (open loop).
-    #[arg(long, value_delimiter = ',')]
-    pub rate: Vec<String>,
+    /// The swept dimensions.
+    #[command(flatten)]
+    pub dimensions: DimensionArgs,
     /// Warm-up before measuring.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub warmup: Option<Duration>,
@@ -122,9 +101,15 @@ pub struct SweepArgs {
     /// Closed-loop bound: messages queued or in flight per producer.
     #[arg(long)]
     pub max_in_flight: Option<u32>,
-    /// The largest message the broker accepts (`1MB`).
+    /// The largest message the broker accepts (`1MB`); default: read from the cluster.
     #[arg(long)]
     pub max_message_bytes: Option<String>,
+    /// Pass rule: the highest send-delay p99 (lateness against the schedule) of a sustained step.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub max_send_delay: Option<Duration>,
+    /// Seed of payloads and key choice.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// How long a message may wait for delivery (librdkafka message.timeout.ms).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub message_timeout: Option<Duration>,
@@ -149,6 +134,52 @@ pub struct SweepArgs {
     pub no_progress: bool,
 }
 
+/// `capacity` flags: every `sweep` flag (the `--rate` dimension is replaced by the search),
+/// plus the SLO, the search's budget and the sizing inputs.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct CapacityArgs {
+    /// Where, what and how long each probe runs (`--duration` is a probe's measured phase).
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Publish-latency SLO: a probe passes only if its publish p99 is at most this.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20ms")]
+    pub slo_p99: Duration,
+    /// Optional end-to-end SLO (send → read by the tool's consumer), p99.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub slo_e2e_p99: Option<Duration>,
+    /// Upper bound of the whole search; configurations not reached are reported as such.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    pub budget: Duration,
+    /// Repeats of the final (highest passing) probe, for the confidence interval.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: u32,
+    /// First rate of the geometric ramp, msgs/s.
+    #[arg(long, default_value_t = 1000)]
+    pub start_rate: u64,
+    /// Highest rate tried, msgs/s.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub max_rate: u64,
+    /// Bisection stops when the bracket is this narrow, relative (0.05 = 5 %).
+    #[arg(long, default_value_t = 0.05)]
+    pub precision: f64,
+    /// Sizing: the rate to plan for, `50MB/s` or msgs/s (`20000`).
+    #[arg(long)]
+    pub target_rate: Option<String>,
+    /// Sizing: growth headroom on top of the target rate (`50%`).
+    #[arg(long, default_value = "25%")]
+    pub growth: String,
+    /// Sizing: how long the topic keeps data.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "7days")]
+    pub retention: Duration,
+    /// Sizing: consumer groups reading the topic.
+    #[arg(long, default_value_t = 1)]
+    pub consumer_groups: u32,
+    /// Sizing: what one application consumer processes, msgs/s or `MB/s` (default: what the
+    /// tool's own consumer read at the sustained rate).
+    #[arg(long)]
+    pub consumer_rate: Option<String>,
+}
+
 /// `1024`, `16k`/`16KiB` (×1024), `1KB` (×1000), `1MiB`/`1m`, `1MB`.
 pub fn parse_size(s: &str) -> Result<u64> {
     let t = s.trim();
@@ -169,17 +200,6 @@ pub fn parse_size(s: &str) -> Result<u64> {
     n.checked_mul(factor).ok_or_else(|| Error::invalid(format!("size `{s}` is too large")))
 }
 
-fn parse_list<T>(values: &[String], parse: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
-    values.iter().map(|v| parse(v)).collect()
-}
-
-fn to_u32(what: &str) -> impl Fn(&str) -> Result<u32> + '_ {
-    move |s| {
-        let n = parse_size(s)?;
-        u32::try_from(n).map_err(|_| Error::invalid(format!("{what} `{s}` is too large")))
-    }
-}
-
 impl SweepArgs {
     /// The scenario: the file (or the default), then every flag given on top.
     pub fn scenario(&self) -> Result<Scenario> {
@@ -187,34 +207,7 @@ impl SweepArgs {
             Some(path) => Scenario::from_file(path)?,
             None => Scenario::default(),
         };
-        let d = &mut s.dimensions;
-        if !self.batch_size.is_empty() {
-            d.batch_size = parse_list(&self.batch_size, to_u32("batch size"))?;
-        }
-        if !self.linger_ms.is_empty() {
-            d.linger_ms = self.linger_ms.clone();
-        }
-        if !self.compression.is_empty() {
-            d.compression = parse_list(&self.compression, |v| v.parse::<Compression>())?;
-        }
-        if !self.partitions.is_empty() {
-            d.partitions = self.partitions.clone();
-        }
-        if !self.message_size.is_empty() {
-            d.message_size = parse_list(&self.message_size, to_u32("message size"))?;
-        }
-        if !self.acks.is_empty() {
-            d.acks = parse_list(&self.acks, |v| v.parse::<Acks>())?;
-        }
-        if !self.idempotence.is_empty() {
-            d.idempotence = self.idempotence.clone();
-        }
-        if !self.producers.is_empty() {
-            d.producers = self.producers.clone();
-        }
-        if !self.rate.is_empty() {
-            d.rate = parse_list(&self.rate, |v| v.parse::<Rate>())?;
-        }
+        self.dimensions.apply(&mut s.dimensions)?;
         if let Some(name) = &self.name {
             s.name = name.clone();
         }
@@ -241,7 +234,13 @@ impl SweepArgs {
             s.max_in_flight = n;
         }
         if let Some(m) = &self.max_message_bytes {
-            s.max_message_bytes = parse_size(m)?;
+            s.max_message_bytes = Some(parse_size(m)?);
+        }
+        if let Some(d) = self.max_send_delay {
+            s.pass.max_send_delay_p99 = d;
+        }
+        if let Some(seed) = self.seed {
+            s.seed = seed;
         }
         if let Some(t) = self.message_timeout {
             s.message_timeout = t;
@@ -310,10 +309,15 @@ mod tests {
         assert_eq!(s.dimensions.linger_ms, vec![0, 5, 50]);
         assert_eq!(s.dimensions.batch_size, vec![16_384, 1_000_000]);
         assert_eq!(s.dimensions.compression[2].to_string(), "zstd:3");
-        assert_eq!(s.dimensions.rate, vec![Rate::Max, Rate::PerSecond(5000)]);
+        assert_eq!(s.dimensions.rate, vec![crate::scenario::Rate::Max, crate::scenario::Rate::PerSecond(5000)]);
         assert_eq!(s.phases.duration, Duration::from_secs(3));
         assert_eq!(s.properties["socket.nagle.disable"], "true");
         assert_eq!(s.validate().unwrap().len(), 2 * 3 * 3 * 2 * 2);
+        let s = parse(&["--keys", "rr:8,zipf:100", "--replication-factor", "1", "--min-insync-replicas", "1"])
+            .scenario()
+            .unwrap();
+        assert_eq!(s.dimensions.keys.len(), 2);
+        assert_eq!(s.dimensions.replication_factor, vec![crate::scenario::Count::N(1)]);
     }
 
     #[test]

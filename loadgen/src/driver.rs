@@ -10,6 +10,7 @@
 //! watches the clock, flips the statistics window and reports progress.
 
 mod consumer;
+mod keys;
 pub mod recorder;
 mod worker;
 
@@ -55,15 +56,66 @@ impl Throughput {
     }
 }
 
+pub use consumer::FETCH_WAIT_MAX_MS;
+
+/// One second of the measured phase (counted from its start, by event time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Second {
+    /// Seconds since the measured phase started.
+    pub second: u32,
+    /// Measured messages acknowledged in this second.
+    pub acked: u64,
+    /// Measured messages that failed in this second.
+    pub failed: u64,
+    /// Measured messages the tool's consumer read in this second.
+    pub consumed: u64,
+    /// Publish p99 of the messages acknowledged in this second, µs.
+    pub publish_p99_us: Option<u64>,
+    /// End-to-end p99 of the messages read in this second, µs.
+    pub e2e_p99_us: Option<u64>,
+}
+
 /// Everything measured in one step.
+///
+/// Files written before issue 7 lack the fields marked *new*; they read as empty, and their
+/// `produced` rate is the old one (measured messages over the fixed measured window).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
-    /// Length of the measured phase, seconds.
+    /// Length of the measured phase as planned, seconds.
     pub measured_seconds: f64,
-    /// Delivered (acknowledged) measured messages.
+    /// Delivered (acknowledged) measured messages, per second of the wall time from the first
+    /// measured send to the last measured acknowledgement ([`Measurement::window_seconds`]).
     pub produced: Throughput,
-    /// Measured messages read back by the tool's consumer.
+    /// Measured messages read back by the tool's consumer, per second of the consumer's own
+    /// window (first to last measured message read).
     pub consumed: Option<Throughput>,
+    /// *New.* First measured send → last measured acknowledgement, seconds.
+    #[serde(default)]
+    pub window_seconds: f64,
+    /// *New.* The offered rate (open loop), msgs/s.
+    #[serde(default)]
+    pub offered_msgs_per_sec: Option<f64>,
+    /// *New.* Measured messages intended (open loop: by schedule, sent or not).
+    #[serde(default)]
+    pub intended: u64,
+    /// *New.* Measured messages that failed: delivery errors, timeouts, rejected or never sent.
+    #[serde(default)]
+    pub failed: u64,
+    /// *New.* failed / (acknowledged + failed).
+    #[serde(default)]
+    pub error_rate: f64,
+    /// *New.* Intended send → failure, µs, for the failed measured messages.
+    #[serde(default)]
+    pub failure_latency: Option<Percentiles>,
+    /// *New.* The consumer's own window, seconds.
+    #[serde(default)]
+    pub consumer_seconds: Option<f64>,
+    /// *New.* Per second of the measured phase: acknowledged, failed, read, p99s.
+    #[serde(default)]
+    pub timeline: Vec<Second>,
+    /// *New.* The pass rule's verdict (open-loop steps only).
+    #[serde(default)]
+    pub verdict: Option<crate::verdict::Verdict>,
     /// Send → delivery report (µs), from the intended send time in an open loop.
     pub publish_latency: Percentiles,
     /// Send → consumed (µs).
@@ -80,7 +132,7 @@ pub struct Measurement {
     pub librdkafka: ClientStats,
 }
 
-/// The step's merged histograms, for the `.hlog` files.
+/// The step's merged histograms, for the `.hlog` files and `compare`.
 pub struct Histograms {
     /// Publish latency.
     pub publish: Latency,
@@ -88,6 +140,10 @@ pub struct Histograms {
     pub end_to_end: Latency,
     /// Send delay.
     pub send_delay: Latency,
+    /// Per second of the measured phase, by tag (`publish`, `end-to-end`, `send-delay`, `failed`).
+    pub seconds: Vec<(&'static str, Vec<Latency>)>,
+    /// Failed measured messages, intended send → failure (the whole phase).
+    pub failed: Latency,
     /// When the measured phase began (wall clock).
     pub started: SystemTime,
 }
@@ -136,7 +192,7 @@ pub fn run_step(
     } else {
         None
     };
-    let shared = Arc::new(StepShared::new(topic));
+    let shared = Arc::new(StepShared::new(topic, phases.warmup));
     let interval = match step.rate {
         Rate::Max => None,
         Rate::PerSecond(rate) => Some(Duration::from_secs_f64(step.producers as f64 / rate as f64)),
@@ -172,6 +228,10 @@ pub fn run_step(
                     flush_timeout,
                     stats_interval,
                     payloads,
+                    // Twice the measured phase (at least 2 s) of lateness past the cool-down.
+                    give_up: (phases.messages.is_none() && interval.is_some())
+                        .then(|| measure_end + phases.cooldown + phases.duration.max(Duration::from_secs(2))),
+                    seed: scenario.seed,
                 };
                 let shared = &shared;
                 std::thread::Builder::new()
@@ -216,34 +276,57 @@ pub fn run_step(
 
     let mut publish = histogram::new();
     let mut send_delay = histogram::new();
+    let mut failure_latency = histogram::new();
+    let mut publish_seconds: Vec<Latency> = Vec::new();
+    let mut send_delay_seconds: Vec<Latency> = Vec::new();
+    let mut failed_seconds: Vec<u64> = Vec::new();
     let mut stats = StatsAccumulator::default();
     let mut errors = BTreeMap::new();
-    let (mut delivered, mut bytes) = (0, 0);
+    let (mut delivered, mut bytes, mut failed, mut intended) = (0, 0, 0, 0);
     let mut problems = Vec::new();
-    let mut measured_until = Duration::ZERO;
+    let mut first_send: Option<Duration> = None;
+    let mut last_ack = Duration::ZERO;
     for worker in &workers {
-        histogram::merge(&mut publish, &worker.recorded.publish);
+        let r = &worker.recorded;
+        histogram::merge(&mut publish, &r.publish);
         histogram::merge(&mut send_delay, &worker.send_delay);
-        stats.merge(&worker.recorded.stats);
-        for (kind, n) in &worker.recorded.errors {
+        histogram::merge(&mut failure_latency, &r.failure_latency);
+        merge_series(&mut publish_seconds, &r.publish_seconds);
+        merge_series(&mut send_delay_seconds, &worker.send_delay_seconds);
+        if failed_seconds.len() < r.failed_seconds.len() {
+            failed_seconds.resize(r.failed_seconds.len(), 0);
+        }
+        for (i, n) in r.failed_seconds.iter().enumerate() {
+            failed_seconds[i] += n;
+        }
+        stats.merge(&r.stats);
+        for (kind, n) in &r.errors {
             *errors.entry(kind.clone()).or_insert(0) += n;
         }
-        delivered += worker.recorded.delivered;
-        bytes += worker.recorded.delivered_bytes;
+        delivered += r.delivered;
+        bytes += r.delivered_bytes;
+        failed += r.failed;
+        intended += worker.intended;
         problems.extend(worker.problem.clone());
-        // A message count is done when its last message is delivered (as rdkafka_performance
-        // counts); a fixed duration is the window itself, with the cool-down keeping load on.
-        measured_until = measured_until.max(worker.measure_end.unwrap_or_default()).max(worker.recorded.last_delivery);
+        first_send = match (first_send, worker.first_send) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        last_ack = last_ack.max(r.last_delivery);
     }
     let client = std::mem::take(&mut *shared.client.lock().unwrap_or_else(|e| e.into_inner()));
     for (kind, n) in client.counts {
         *errors.entry(kind).or_insert(0) += n;
     }
-    let seconds = match phases.messages {
-        None => phases.duration.as_secs_f64(),
-        Some(_) => measured_until.saturating_sub(phases.warmup).as_secs_f64(),
+    // Throughput: acknowledged measured messages over the wall time from the first measured
+    // send to the last measured acknowledgement, in both loops. A step that fell behind its
+    // schedule takes longer than its measured phase, so its rate drops below the offered one.
+    let window = match first_send {
+        Some(first) if delivered > 0 && last_ack > first => (last_ack - first).as_secs_f64(),
+        _ => phases.duration.as_secs_f64(),
     };
     let e2e = consumed.as_ref().map(|c| c.e2e.clone()).unwrap_or_else(histogram::new);
+    let e2e_seconds = consumed.as_ref().map(|c| c.e2e_seconds.clone()).unwrap_or_default();
     if let Some(c) = &consumed {
         for (kind, n) in &c.errors {
             *errors.entry(kind.clone()).or_insert(0) += n;
@@ -266,10 +349,65 @@ pub fn run_step(
             c.messages
         ));
     }
+    let seconds_len = publish_seconds.len().max(e2e_seconds.len()).max(failed_seconds.len());
+    let timeline: Vec<Second> = (0..seconds_len)
+        .map(|i| {
+            let p = publish_seconds.get(i).filter(|h| !h.is_empty());
+            let e = e2e_seconds.get(i).filter(|h| !h.is_empty());
+            Second {
+                second: i as u32,
+                acked: p.map_or(0, |h| h.len()),
+                failed: failed_seconds.get(i).copied().unwrap_or(0),
+                consumed: e.map_or(0, |h| h.len()),
+                publish_p99_us: p.map(|h| h.value_at_quantile(0.99)),
+                e2e_p99_us: e.map(|h| h.value_at_quantile(0.99)),
+            }
+        })
+        .collect();
+    let consumer_seconds = consumed.as_ref().and_then(|c| c.first.map(|f| (c.last.saturating_sub(f)).as_secs_f64()));
+    let offered = match step.rate {
+        Rate::PerSecond(r) => Some(r as f64),
+        Rate::Max => None,
+    };
+    let produced = Throughput::over(delivered, bytes, window);
+    let verdict = offered.map(|offered| {
+        let measured_seconds = (phases.duration.as_secs_f64().floor() as usize).max(1);
+        crate::verdict::judge(
+            &crate::verdict::Observed {
+                offered,
+                // The window ends one message transit after the last send; a step that keeps
+                // up pays that transit once, not per second, so the rule takes the median
+                // publish latency off the window before comparing with the offered rate.
+                achieved: if delivered > 0 && !publish.is_empty() {
+                    let transit = publish.value_at_quantile(0.5) as f64 / 1e6;
+                    delivered as f64 / (window - transit).max(window / 2.0).max(1e-9)
+                } else {
+                    0.0
+                },
+                failed,
+                send_delay_p99_us: if send_delay.is_empty() { 0 } else { send_delay.value_at_quantile(0.99) },
+                lag_growth: consumed.as_ref().map(|_| lag_growth(&timeline, measured_seconds)),
+                read_of_acked: consumed.as_ref().map(|c| (c.messages, delivered)),
+            },
+            &scenario.pass,
+        )
+    });
     let measurement = Measurement {
-        measured_seconds: seconds,
-        produced: Throughput::over(delivered, bytes, seconds),
-        consumed: consumed.as_ref().map(|c| Throughput::over(c.messages, c.bytes, seconds)),
+        measured_seconds: phases.duration.as_secs_f64(),
+        produced,
+        consumed: consumed
+            .as_ref()
+            .map(|c| Throughput::over(c.messages, c.bytes, consumer_seconds.unwrap_or(0.0).max(1e-3))),
+        window_seconds: window,
+        offered_msgs_per_sec: offered,
+        intended,
+        failed,
+        error_rate: if delivered + failed > 0 { failed as f64 / (delivered + failed) as f64 } else { 0.0 },
+        failure_latency: (!failure_latency.is_empty()).then(|| Percentiles::of(&failure_latency)),
+        // Filled from the merged histogram below, before it moves into `Histograms`.
+        consumer_seconds,
+        timeline,
+        verdict,
         publish_latency: Percentiles::of(&publish),
         end_to_end_latency: consumed.as_ref().filter(|c| c.messages > 0).map(|c| Percentiles::of(&c.e2e)),
         send_delay: interval.map(|_| Percentiles::of(&send_delay)),
@@ -280,8 +418,44 @@ pub fn run_step(
     };
     Ok(StepOutcome {
         measurement,
-        histograms: Histograms { publish, end_to_end: e2e, send_delay, started },
+        histograms: Histograms {
+            publish,
+            end_to_end: e2e,
+            send_delay,
+            seconds: vec![
+                ("publish", publish_seconds),
+                ("end-to-end", e2e_seconds),
+                ("send-delay", send_delay_seconds),
+            ],
+            failed: failure_latency,
+            started,
+        },
         failure,
         notes,
     })
+}
+
+fn merge_series(into: &mut Vec<Latency>, from: &[Latency]) {
+    while into.len() < from.len() {
+        into.push(histogram::new());
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        histogram::merge(a, b);
+    }
+}
+
+/// How much the consumer's lag (acknowledged − read, cumulative) grew between the first and
+/// the last second of the measured phase.
+pub fn lag_growth(timeline: &[Second], measured_seconds: usize) -> f64 {
+    let mut lag = Vec::new();
+    let (mut acked, mut read) = (0i64, 0i64);
+    for s in timeline.iter().take(measured_seconds) {
+        acked += s.acked as i64;
+        read += s.consumed as i64;
+        lag.push((acked - read) as f64);
+    }
+    match (lag.first(), lag.last()) {
+        (Some(first), Some(last)) if lag.len() > 1 => last - first,
+        _ => 0.0,
+    }
 }

@@ -32,9 +32,6 @@ pub enum Error {
         #[source]
         source: KafkaError,
     },
-    /// The embedded cluster failed.
-    #[error("embedded cluster: {0}")]
-    Embedded(#[from] dapr_kafka_bridge::Error),
     /// A step could not run; recorded as the step's failure.
     #[error("{0}")]
     Step(String),

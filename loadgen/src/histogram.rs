@@ -86,34 +86,92 @@ pub fn spectrum(h: &Latency) -> Vec<(f64, u64)> {
         .collect()
 }
 
-/// Writes tagged histograms of one measured phase as an HdrHistogram interval log.
-pub fn write_log(path: &Path, start: SystemTime, duration: Duration, tagged: &[(&str, &Latency)]) -> Result<()> {
+/// Writes an HdrHistogram interval log: one interval per second of the measured phase for
+/// each tagged series (`series[i]` covers second `i`), plus whole-phase `totals`. Values are
+/// microseconds, as the log's header comment states (`max` columns are in µs too: divisor 1).
+pub fn write_log(
+    path: &Path,
+    start: SystemTime,
+    series: &[(&str, &[Latency])],
+    totals: &[(&str, &Latency, Duration)],
+) -> Result<()> {
     let mut buffer = Vec::new();
     {
         let mut serializer = V2DeflateSerializer::new();
         let mut writer = IntervalLogWriterBuilder::new()
-            .add_comment("kafka-loadgen step histograms, values in microseconds")
+            .add_comment("kafka-loadgen step histograms")
+            .add_comment("unit: microseconds (values and max); one interval per second of the measured phase")
             .with_start_time(start)
             .with_base_time(start)
             .with_max_value_divisor(1.0)
             .begin_log_with(&mut buffer, &mut serializer)
             .map_err(|e| Error::io("writing histogram log", e))?;
-        for (tag, h) in tagged {
-            let tag = Tag::new(tag).ok_or_else(|| Error::invalid(format!("bad histogram tag {tag}")))?;
-            writer
-                .write_histogram(*h, Duration::ZERO, duration, Some(tag))
-                .map_err(|e| Error::io("writing histogram log", std::io::Error::other(e.to_string())))?;
+        let bad_tag = |tag: &str| Error::invalid(format!("bad histogram tag {tag}"));
+        let io = |e: hdrhistogram::serialization::interval_log::IntervalLogWriterError<_>| {
+            Error::io("writing histogram log", std::io::Error::other(format!("{e:?}")))
+        };
+        for (tag, seconds) in series {
+            let t = Tag::new(tag).ok_or_else(|| bad_tag(tag))?;
+            for (i, h) in seconds.iter().enumerate() {
+                writer
+                    .write_histogram(h, Duration::from_secs(i as u64), Duration::from_secs(1), Some(t))
+                    .map_err(io)?;
+            }
+        }
+        for (tag, h, length) in totals {
+            let t = Tag::new(tag).ok_or_else(|| bad_tag(tag))?;
+            writer.write_histogram(*h, Duration::ZERO, *length, Some(t)).map_err(io)?;
         }
     }
     let mut file = std::fs::File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     file.write_all(&buffer).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
-#[cfg(test)]
-mod tests {
+/// Reads an interval log back: the merged histogram of every interval with `tag`.
+pub fn read_log(path: &Path, tag: &str) -> Result<Latency> {
     use hdrhistogram::serialization::Deserializer;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let text = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let mut merged = new();
+    let mut deserializer = Deserializer::new();
+    for entry in IntervalLogIterator::new(&text) {
+        let Ok(LogEntry::Interval(interval)) = entry else { continue };
+        if interval.tag().map(|t| t.as_str()) != Some(tag) {
+            continue;
+        }
+        let bytes = base64_decode(interval.encoded_histogram());
+        let h: Histogram<u64> = deserializer
+            .deserialize(&mut &bytes[..])
+            .map_err(|e| Error::io(format!("reading {}", path.display()), std::io::Error::other(format!("{e:?}"))))?;
+        merged.add(&h).map_err(|e| Error::io("merging", std::io::Error::other(format!("{e:?}"))))?;
+    }
+    Ok(merged)
+}
 
+/// Whether `count` samples support quantile `q`: at least ten samples beyond it, so that
+/// p99.99 needs 100 000 samples and is not simply the maximum of 2 000.
+pub fn supports(count: u64, q: f64) -> bool {
+    count as f64 * (1.0 - q) >= 10.0 - 1e-9
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|&c| c != b'=' && !c.is_ascii_whitespace()) {
+        let Some(v) = ALPHABET.iter().position(|&a| a == c) else { continue };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
     use super::*;
 
     #[test]
@@ -165,43 +223,33 @@ mod tests {
     }
 
     #[test]
-    fn interval_log_round_trips() {
+    fn interval_log_has_one_interval_per_second_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("step.hlog");
-        let mut publish = new();
-        let mut e2e = new();
-        for us in [10, 20, 30, 4000] {
-            publish.record(us).unwrap();
-            e2e.record(us * 2).unwrap();
+        let mut seconds = vec![new(), new(), new()];
+        for (i, us) in [10u64, 20, 30, 4000].into_iter().enumerate() {
+            seconds[i % 3].record(us).unwrap();
         }
-        write_log(&path, SystemTime::now(), Duration::from_secs(2), &[("publish", &publish), ("e2e", &e2e)]).unwrap();
-        let text = std::fs::read(&path).unwrap();
-        let mut tags = Vec::new();
-        for entry in IntervalLogIterator::new(&text) {
-            if let LogEntry::Interval(interval) = entry.unwrap() {
-                let bytes = base64_decode(interval.encoded_histogram());
-                let h: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
-                tags.push((interval.tag().unwrap().as_str().to_owned(), h.len(), h.max()));
-            }
-        }
-        assert_eq!(tags.len(), 2);
-        assert_eq!(tags[0].0, "publish");
-        assert_eq!(tags[0].1, 4);
-        assert!(tags[1].2 >= 7990);
+        let mut failed = new();
+        failed.record(9_000).unwrap();
+        write_log(&path, SystemTime::now(), &[("publish", &seconds)], &[("failed", &failed, Duration::from_secs(3))])
+            .unwrap();
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).to_string();
+        assert!(text.contains("unit: microseconds"), "{text}");
+        let intervals = text.lines().filter(|l| l.starts_with("Tag=publish")).count();
+        assert_eq!(intervals, 3, "{text}");
+        let back = read_log(&path, "publish").unwrap();
+        assert_eq!(back.len(), 4);
+        assert!(back.max() >= 3990);
+        assert_eq!(read_log(&path, "failed").unwrap().len(), 1);
     }
 
-    fn base64_decode(s: &str) -> Vec<u8> {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = Vec::new();
-        let (mut acc, mut bits) = (0u32, 0);
-        for c in s.bytes().filter(|&c| c != b'=') {
-            acc = (acc << 6) | ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-            }
-        }
-        out
+    #[test]
+    fn p99_99_needs_100000_samples_and_p99_needs_1000() {
+        assert!(!supports(2_000, 0.9999));
+        assert!(supports(100_000, 0.9999));
+        assert!(supports(1_000, 0.99));
+        assert!(!supports(999, 0.99));
+        assert!(supports(20, 0.5));
     }
 }

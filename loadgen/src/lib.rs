@@ -1,31 +1,38 @@
-//! A Kafka load generator: parameter sweeps with honest latency percentiles and reports.
+//! A Kafka load generator: parameter sweeps and capacity searches with honest numbers, sizing,
+//! and answer-first reports.
 //!
 //! ```text
-//!  cli ─► scenario (dimensions → validated steps) ─► sweep (per step: fresh topic)
+//!  cli ─► scenario (dimensions declared once → validated steps)
+//!           ├─► sweep     (per step: fresh topic, run, verdict)
+//!           └─► capacity  (per configuration: ramp → bisect → repeat probes at an SLO) ─► sizing, USL
 //!                                                      │
-//!            target (Target trait: direct Kafka, or the embedded mock cluster)
+//!            target (Target trait: direct Kafka, or the in-process mock cluster)
 //!                                                      │
-//!            driver: producer threads (open/closed loop) + own consumer + phase clock
-//!              └─ recorder (delivery reports → HdrHistograms, librdkafka stats)
+//!            driver: producer threads (open/closed loop, keys) + own consumer + phase clock
+//!              └─ recorder (delivery reports, failures → HdrHistograms per second, librdkafka stats)
 //!                                                      │
-//!            report: JSON, CSV, Markdown, HTML (inline SVG), .hlog; capacity advice
+//!            verdict (pass rule) ─► report: JSON, CSV, Markdown, HTML (inline SVG), .hlog, compare
 //! ```
 //!
 //! | module | what it knows |
 //! |---|---|
 //! | [`cli`] | flags, lists, human-readable sizes and durations |
-//! | [`scenario`] | dimensions, the cartesian product, validation, librdkafka properties |
+//! | [`scenario`] | dimensions (declared once), the cartesian product, validation, librdkafka properties |
 //! | [`payload`] | payloads of a target compressibility (checked with zstd and lz4) |
-//! | [`target`] | the [`target::Target`] trait; direct Kafka and the embedded mock cluster |
-//! | [`driver`] | one step: open- and closed-loop load, intended-time stamps, e2e consumer |
-//! | [`histogram`] | HdrHistogram recording, merging, percentiles, interval logs |
+//! | [`target`] | the [`target::Target`] trait; direct Kafka and the in-process mock cluster |
+//! | [`driver`] | one step: open- and closed-loop load, intended-time stamps, keys, e2e consumer |
+//! | [`histogram`] | HdrHistogram recording, merging, percentiles, per-second interval logs |
 //! | [`stats`] | librdkafka's statistics over the measured phase |
+//! | [`verdict`] | the pass rule: when a step is sustained, when a probe meets the SLO |
 //! | [`sweep`] | the whole sweep and its result type |
-//! | [`capacity`] | best settings, trade-off, per-dimension effects, advice |
-//! | [`report`] | JSON, CSV, Markdown, HTML, compare |
+//! | [`capacity`] | the maximum sustainable rate at an SLO per configuration |
+//! | [`sizing`] | partitions, producers, broker network and disk from a target rate; the USL fit |
+//! | [`analysis`] | a sweep's answer, best settings, trade-off, per-dimension effects, advice |
+//! | [`report`] | JSON, CSV, Markdown, HTML, compare (with a significance test) |
 //! | [`progress`] | the progress bar |
 //! | [`error`] | the one error type |
 
+pub mod analysis;
 pub mod capacity;
 pub mod cli;
 pub mod driver;
@@ -35,21 +42,24 @@ pub mod payload;
 pub mod progress;
 pub mod report;
 pub mod scenario;
+pub mod sizing;
 pub mod stats;
 pub mod sweep;
 pub mod target;
+pub mod verdict;
 
 use std::path::PathBuf;
 
 pub use error::{Error, Result};
 
-use cli::{Command, SweepArgs};
+use cli::{CapacityArgs, Command, SweepArgs};
 use target::{DirectKafka, Target};
 
 /// Runs a parsed command line.
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Sweep(args) => sweep_command(&args).map(|_| ()),
+        Command::Capacity(args) => capacity_command(&args).map(|_| ()),
         Command::Report { result, out } => {
             let loaded = report::load(&result)?;
             let dir = out.unwrap_or_else(|| result.parent().map(PathBuf::from).unwrap_or_default());
@@ -65,7 +75,8 @@ pub fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::CreateTopic { brokers, partitions, topic } => {
-            DirectKafka::connect(&brokers, std::time::Duration::from_secs(10))?.create_topic(&topic, partitions)
+            let spec = target::TopicSpec { partitions, replication_factor: 1, min_insync_replicas: 1 };
+            DirectKafka::connect(&brokers, std::time::Duration::from_secs(10))?.create_topic(&topic, &spec).map(drop)
         }
         Command::Compare { a, b, out } => {
             let text = report::compare::render(
@@ -87,19 +98,8 @@ pub fn run(command: Command) -> Result<()> {
 pub fn sweep_command(args: &SweepArgs) -> Result<sweep::SweepResult> {
     let scenario = args.scenario()?;
     scenario.validate()?;
-    let stall = args.stall()?;
-    let target: Box<dyn Target> = match &args.brokers {
-        Some(bootstrap) => Box::new(DirectKafka::connect(bootstrap, args.admin_timeout)?),
-        None => Box::new(DirectKafka::embedded(args.embedded_brokers, stall)?),
-    };
-    let info = target.info();
-    if info.in_process {
-        eprintln!("No --brokers: running on librdkafka's in-process mock cluster. It measures client-side costs only.");
-    }
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
-        PathBuf::from("loadgen-results").join(stamp)
-    });
+    let target = target_of(args)?;
+    let out = args.out.clone().unwrap_or_else(|| default_out("sweep"));
     let progress = progress::Progress::new(&scenario, args.no_progress);
     let (result, outputs) = sweep::run(target.as_ref(), &scenario, &out, &progress)?;
     println!("{}", report::markdown::render(&result));
@@ -110,5 +110,57 @@ pub fn sweep_command(args: &SweepArgs) -> Result<sweep::SweepResult> {
         outputs.markdown.display(),
         outputs.html.display()
     );
+    Ok(result)
+}
+
+/// The target of a `sweep` or `capacity` command line.
+fn target_of(args: &SweepArgs) -> Result<Box<dyn Target>> {
+    let stall = args.stall()?;
+    let target: Box<dyn Target> = match &args.brokers {
+        Some(bootstrap) => Box::new(DirectKafka::connect(bootstrap, args.admin_timeout)?),
+        None => Box::new(DirectKafka::embedded(args.embedded_brokers, stall)?),
+    };
+    if target.info().in_process {
+        eprintln!("No --brokers: running on librdkafka's in-process mock cluster. It measures client-side costs only.");
+    }
+    Ok(target)
+}
+
+fn default_out(kind: &str) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
+    PathBuf::from("loadgen-results").join(format!("{kind}-{stamp}"))
+}
+
+/// Runs `capacity`: validates, prints the plan, searches, writes `capacity.json` and the
+/// reports, and prints the one-sentence answer.
+pub fn capacity_command(args: &CapacityArgs) -> Result<capacity::CapacityResult> {
+    let scenario = args.sweep.scenario()?;
+    scenario.validate()?;
+    let spec = capacity::SearchSpec {
+        slo: verdict::Slo::new(args.slo_p99, args.slo_e2e_p99),
+        budget: args.budget,
+        repeats: args.repeats,
+        start_rate: args.start_rate.max(1),
+        max_rate: args.max_rate.max(args.start_rate.max(1)),
+        precision: args.precision.clamp(0.001, 1.0),
+    };
+    let sizing = match &args.target_rate {
+        Some(rate) => Some(capacity::SizingRequest {
+            target: rate.parse()?,
+            growth: sizing::parse_share(&args.growth)?,
+            retention: args.retention,
+            consumer_groups: args.consumer_groups.max(1),
+            consumer_rate: args.consumer_rate.as_deref().map(str::parse).transpose()?,
+        }),
+        None => None,
+    };
+    let target = target_of(&args.sweep)?;
+    let out = args.sweep.out.clone().unwrap_or_else(|| default_out("capacity"));
+    let result = capacity::run(target.as_ref(), &scenario, &spec, sizing.as_ref(), &out, &|line| eprintln!("{line}"))?;
+    let files = report::capacity::write_all(&result, &out)?;
+    println!("{}", report::capacity::answer(&result));
+    for f in files {
+        println!("  {}", f.display());
+    }
     Ok(result)
 }

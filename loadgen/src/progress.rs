@@ -71,9 +71,10 @@ impl Observer for Progress {
         self.bar.set_position(state.done.as_millis() as u64);
         let line = match (&result.measurement, result.ok()) {
             (Some(m), true) => format!(
-                "step {:>3}/{} ok      {:>12} msgs/s {:>8.1} MB/s  publish p99 {:>10}  {}",
+                "step {:>3}/{} {:<13} {:>12} msgs/s {:>8.1} MB/s  publish p99 {:>10}  {}",
                 index + 1,
                 state.planned.len(),
+                crate::report::markdown::status(result),
                 count(m.produced.msgs_per_sec),
                 m.produced.mb_per_sec,
                 micros(m.publish_latency.p99),

@@ -2,6 +2,7 @@
 //! (self-contained, charts as inline SVG drawn here, no scripts from anywhere), and the
 //! `compare` view of two results.
 
+pub mod capacity;
 pub mod compare;
 pub mod csv;
 pub mod html;
@@ -63,6 +64,96 @@ pub(crate) fn micros(us: u64) -> String {
     }
 }
 
+/// A percentile of `p` (`q` = 0.99 …), or `n/a (n=…)` when its sample count cannot
+/// support it (fewer than ten samples beyond it).
+pub fn pct(p: &crate::histogram::Percentiles, q: f64) -> String {
+    let v = if q >= 0.9999 {
+        p.p9999
+    } else if q >= 0.999 {
+        p.p999
+    } else if q >= 0.99 {
+        p.p99
+    } else if q >= 0.95 {
+        p.p95
+    } else if q >= 0.9 {
+        p.p90
+    } else {
+        p.p50
+    };
+    if p.count == 0 {
+        "–".into()
+    } else if crate::histogram::supports(p.count, q) {
+        micros(v)
+    } else {
+        format!("n/a (n={})", p.count)
+    }
+}
+
+/// The reproducibility manifest: versions, what the cluster said, durability settings,
+/// the command line and the seeds.
+pub fn manifest(
+    env: &crate::sweep::Environment,
+    target: &crate::target::TargetInfo,
+    scenario: &crate::scenario::Scenario,
+    steps: &[crate::scenario::StepConfig],
+) -> Vec<String> {
+    let mut lines = vec![
+        format!(
+            "kafka-loadgen {}, librdkafka {}, {} on {} ({} CPUs)",
+            env.tool_version, env.librdkafka_version, env.host, env.platform, env.cpus
+        ),
+        format!("target: {} ({} broker(s), bootstrap `{}`)", target.description, target.brokers, target.bootstrap),
+    ];
+    lines.extend(target.facts.iter().map(|f| format!("cluster: {f}")));
+    let mut durability: Vec<String> = steps
+        .iter()
+        .map(|s| {
+            format!(
+                "acks={} replication factor={} min.insync.replicas={} idempotence={}",
+                s.acks, s.replication_factor, s.min_insync_replicas, s.idempotence
+            )
+        })
+        .collect();
+    durability.sort();
+    durability.dedup();
+    lines.extend(durability.into_iter().map(|d| format!("durability: {d}")));
+    let p = &scenario.phases;
+    lines.push(format!(
+        "phases: warm-up {}, measured {}, cool-down {}; in-flight bound {} per producer; message.timeout.ms {}",
+        humantime::format_duration(p.warmup),
+        p.messages
+            .map(|n| format!("{n} messages"))
+            .unwrap_or_else(|| humantime::format_duration(p.duration).to_string()),
+        humantime::format_duration(p.cooldown),
+        scenario.max_in_flight,
+        scenario.message_timeout.as_millis()
+    ));
+    lines.push(format!(
+        "end-to-end consumer: {} (fetch.wait.max.ms {} on real brokers, 5 on the mock: it bounds end-to-end latency on brokers that do not wake a waiting fetch)",
+        if scenario.end_to_end { "on" } else { "off" },
+        crate::driver::FETCH_WAIT_MAX_MS
+    ));
+    lines.push(format!("seed: {} (payloads; keys use seed + producer index)", scenario.seed));
+    lines.push(format!("command line: `{}`", env.command_line.join(" ")));
+    lines
+}
+
+/// The pass rule in words.
+pub fn pass_rule_text(rule: &crate::scenario::PassRule) -> String {
+    format!(
+        "A fixed-rate step is **sustained** only if achieved/offered ≥ {:.3} (achieved = acknowledged measured \
+         messages ÷ wall time from the first measured send to the last measured acknowledgement; for this ratio the \
+         window is shortened by the median publish latency, the one message transit a step that keeps up pays once), \
+         no measured message \
+         failed (errors, timeouts and messages never sent all count), send-delay p99 ≤ {} ms (the generator kept its \
+         schedule), and the tool's consumer kept up (lag grew by at most {:.2} s of the offered rate, and it read every \
+         message). Percentiles with fewer than ten samples beyond them are shown as n/a.",
+        rule.min_achieved_ratio,
+        rule.max_send_delay_p99.as_millis(),
+        rule.max_lag_growth_seconds
+    )
+}
+
 /// `123 456`.
 pub(crate) fn count(v: f64) -> String {
     let digits = format!("{:.0}", v.max(0.0));
@@ -91,7 +182,12 @@ pub(crate) mod tests {
 
     /// A result with one step per default step, throughput and latency rising with linger.
     pub(crate) fn sample(in_process: bool) -> SweepResult {
-        let scenario = Scenario::default();
+        let mut scenario = Scenario::default();
+        let d = &mut scenario.dimensions;
+        d.batch_size = vec![16_384, 1_000_000];
+        d.linger_ms = vec![0, 5, 50];
+        d.compression = vec!["none".parse().unwrap(), "lz4".parse().unwrap(), "zstd".parse().unwrap()];
+        d.rate = vec![Rate::Max];
         let steps = scenario
             .validate()
             .unwrap()
@@ -130,6 +226,27 @@ pub(crate) mod tests {
                     }),
                     measurement: Some(Measurement {
                         measured_seconds: 2.0,
+                        window_seconds: 2.0,
+                        offered_msgs_per_sec: match config.rate {
+                            Rate::PerSecond(r) => Some(r as f64),
+                            Rate::Max => None,
+                        },
+                        intended: 2 * tput as u64,
+                        failed: 0,
+                        error_rate: 0.0,
+                        failure_latency: None,
+                        consumer_seconds: Some(2.0),
+                        timeline: (0..2)
+                            .map(|i| crate::driver::Second {
+                                second: i,
+                                acked: tput as u64,
+                                failed: 0,
+                                consumed: tput as u64,
+                                publish_p99_us: Some(400 + 100 * i as u64),
+                                e2e_p99_us: Some(1200),
+                            })
+                            .collect(),
+                        verdict: None,
                         produced: Throughput {
                             messages: 2 * tput as u64,
                             bytes: 2048 * tput as u64,
@@ -171,6 +288,8 @@ pub(crate) mod tests {
                 brokers: 3,
                 in_process,
                 description: "test".into(),
+                message_max_bytes: Some(1_000_000),
+                facts: vec!["broker message.max.bytes = 1000000".into()],
             },
             started_at: "2026-01-01T00:00:00Z".into(),
             finished_at: "2026-01-01T00:01:00Z".into(),

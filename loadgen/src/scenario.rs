@@ -12,6 +12,8 @@
 //! silently measuring something else; so are messages larger than `message.max.bytes`, zero
 //! durations and typed settings also given as raw librdkafka properties.
 
+#[macro_use]
+mod dims;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use values::{Acks, Codec, Compression, Rate};
+pub use values::{Acks, Codec, Compression, Count, Keys, Rate};
 
 use crate::error::{Error, Result};
 use values::human_duration;
@@ -48,8 +50,13 @@ pub struct Scenario {
     /// Closed-loop bound: messages queued or in flight per producer
     /// (librdkafka `queue.buffering.max.messages`).
     pub max_in_flight: u32,
-    /// The largest message the broker accepts (Kafka's `message.max.bytes`, default 1 MB).
-    pub max_message_bytes: u64,
+    /// The largest message the broker accepts (Kafka's `message.max.bytes`); unset, it is
+    /// read from the cluster (1 MB, Kafka's default, where the cluster does not say).
+    pub max_message_bytes: Option<u64>,
+    /// Seed of the payload generator and of the key choice (each producer adds its index).
+    pub seed: u64,
+    /// The thresholds of the pass rule (when a step counts as sustained).
+    pub pass: PassRule,
     /// librdkafka `message.timeout.ms`: how long a message may wait for delivery.
     #[serde(with = "human_duration")]
     pub message_timeout: Duration,
@@ -68,7 +75,9 @@ impl Default for Scenario {
             phases: Phases::default(),
             payload: PayloadSpec::default(),
             max_in_flight: 10_000,
-            max_message_bytes: 1_000_000,
+            max_message_bytes: None,
+            seed: 42,
+            pass: PassRule::default(),
             message_timeout: Duration::from_secs(30),
             properties: BTreeMap::new(),
             end_to_end: true,
@@ -76,67 +85,76 @@ impl Default for Scenario {
     }
 }
 
-/// The swept settings. Every list must be non-empty; single values are fixed settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Dimensions {
+dimensions! {
     /// librdkafka `batch.size` in bytes.
-    pub batch_size: Vec<u32>,
+    batch_size: u32 = [16_384], flag "batch", unit "", legacy 16_384, parse parse_u32_size;
     /// librdkafka `linger.ms`.
-    pub linger_ms: Vec<u32>,
-    /// `compression.type` and `compression.level`.
-    pub compression: Vec<Compression>,
+    linger_ms: u32 = [0, 5], flag "linger", unit "ms", legacy 5, parse parse_u32_size;
+    /// `compression.type` and `compression.level`: none, gzip, snappy, lz4, zstd, with optional level (`zstd:3`).
+    compression: Compression = [Compression::NONE, Compression { codec: Codec::Lz4, level: None }],
+        flag "compression", unit "", legacy Compression::NONE, parse parse_text;
     /// Partitions of the step's topic.
-    pub partitions: Vec<u32>,
-    /// Payload bytes per message.
-    pub message_size: Vec<u32>,
-    /// `acks`.
-    pub acks: Vec<Acks>,
-    /// `enable.idempotence`.
-    pub idempotence: Vec<bool>,
-    /// Producer instances (one thread each).
-    pub producers: Vec<u32>,
+    partitions: u32 = [3], flag "partitions", unit "", legacy 1, parse parse_u32_size;
+    /// Payload bytes per message (`100,1KiB`).
+    message_size: u32 = [1024], flag "size", unit "", legacy 1024, parse parse_u32_size;
+    /// `acks`: 0, 1, all.
+    acks: Acks = [Acks::All], flag "acks", unit "", legacy Acks::All, parse parse_text;
+    /// `enable.idempotence`: true, false.
+    idempotence: bool = [false], flag "idempotence", unit "", legacy false, parse parse_bool;
+    /// Producer instances (one thread and one librdkafka instance each): the concurrency dimension.
+    producers: u32 = [1], flag "producers", unit "", legacy 1, parse parse_u32_size;
+    /// Replication factor of the step's topic: `auto` is min(3, brokers).
+    replication_factor: Count = [Count::Auto], flag "rf", unit "", legacy Count::N(1), parse parse_text;
+    /// The topic's `min.insync.replicas`: `auto` is replication factor − 1 (at least 1).
+    min_insync_replicas: Count = [Count::Auto], flag "min_isr", unit "", legacy Count::Auto, parse parse_text;
+    /// Record keys: `none`, `rr:K` (round-robin over K keys), `uniform:K`, `zipf:K:S` (exponent S).
+    keys: Keys = [Keys::None], flag "keys", unit "", legacy Keys::None, parse parse_text;
     /// `max` (closed loop) or msgs/s across all producers (open loop).
-    pub rate: Vec<Rate>,
+    rate: Rate = [Rate::PerSecond(2_000), Rate::PerSecond(10_000), Rate::PerSecond(40_000)],
+        flag "rate", unit "", legacy Rate::Max, parse parse_text;
 }
 
-impl Default for Dimensions {
-    /// Small enough to finish in about a minute, and still shows what linger, batch size and
-    /// compression do.
+fn parse_text<T: std::str::FromStr<Err = Error>>(s: &str) -> Result<T> {
+    s.parse()
+}
+
+fn parse_u32_size(s: &str) -> Result<u32> {
+    let n = crate::cli::parse_size(s)?;
+    u32::try_from(n).map_err(|_| Error::invalid(format!("`{s}` is too large")))
+}
+
+fn parse_bool(s: &str) -> Result<bool> {
+    s.trim().parse().map_err(|_| Error::invalid(format!("`{s}` is not true or false")))
+}
+
+/// When an open-loop step counts as *sustained*: it delivered (almost) everything it was
+/// offered, nothing failed, the generator itself kept its schedule, and the tool's consumer
+/// kept up. A step that falls short says which part failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PassRule {
+    /// Achieved / offered must reach this (0.995).
+    pub min_achieved_ratio: f64,
+    /// Send delay p99 (how late sends left against the schedule) must stay below this.
+    #[serde(with = "human_duration")]
+    pub max_send_delay_p99: Duration,
+    /// Consumer lag may grow by at most this many seconds of the offered rate over the
+    /// measured phase.
+    pub max_lag_growth_seconds: f64,
+}
+
+impl Default for PassRule {
     fn default() -> Self {
-        Dimensions {
-            batch_size: vec![16_384, 1_000_000],
-            linger_ms: vec![0, 5, 50],
-            compression: vec![
-                Compression { codec: Codec::None, level: None },
-                Compression { codec: Codec::Lz4, level: None },
-                Compression { codec: Codec::Zstd, level: None },
-            ],
-            partitions: vec![3],
-            message_size: vec![1024],
-            acks: vec![Acks::All],
-            idempotence: vec![false],
-            producers: vec![1],
-            rate: vec![Rate::Max],
+        PassRule {
+            min_achieved_ratio: 0.995,
+            max_send_delay_p99: Duration::from_millis(10),
+            max_lag_growth_seconds: 0.1,
         }
     }
 }
 
-/// One explicit case; unset fields take the first value of the dimension.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-#[allow(missing_docs)]
-pub struct Case {
-    pub batch_size: Option<u32>,
-    pub linger_ms: Option<u32>,
-    pub compression: Option<Compression>,
-    pub partitions: Option<u32>,
-    pub message_size: Option<u32>,
-    pub acks: Option<Acks>,
-    pub idempotence: Option<bool>,
-    pub producers: Option<u32>,
-    pub rate: Option<Rate>,
-}
+/// The librdkafka default of `message.max.bytes`, assumed when the cluster does not say.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 1_000_000;
 
 /// Phase lengths.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,54 +200,7 @@ impl Default for PayloadSpec {
     }
 }
 
-/// The full setting of one step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct StepConfig {
-    pub batch_size: u32,
-    pub linger_ms: u32,
-    pub compression: Compression,
-    pub partitions: u32,
-    pub message_size: u32,
-    pub acks: Acks,
-    pub idempotence: bool,
-    pub producers: u32,
-    pub rate: Rate,
-}
-
 impl StepConfig {
-    /// `batch=16384 linger=5ms compression=zstd …`: stable, used to match steps in `compare`.
-    pub fn label(&self) -> String {
-        format!(
-            "batch={} linger={}ms compression={} partitions={} size={} acks={} idempotence={} producers={} rate={}",
-            self.batch_size,
-            self.linger_ms,
-            self.compression,
-            self.partitions,
-            self.message_size,
-            self.acks,
-            self.idempotence,
-            self.producers,
-            self.rate
-        )
-    }
-
-    /// The value of a dimension, as text (for charts and tables).
-    pub fn value(&self, dimension: &str) -> String {
-        match dimension {
-            "batch_size" => self.batch_size.to_string(),
-            "linger_ms" => self.linger_ms.to_string(),
-            "compression" => self.compression.to_string(),
-            "partitions" => self.partitions.to_string(),
-            "message_size" => self.message_size.to_string(),
-            "acks" => self.acks.to_string(),
-            "idempotence" => self.idempotence.to_string(),
-            "producers" => self.producers.to_string(),
-            "rate" => self.rate.to_string(),
-            _ => String::new(),
-        }
-    }
-
     /// The librdkafka producer properties this step sets.
     pub fn producer_properties(&self, scenario: &Scenario) -> Vec<(String, String)> {
         let mut props = vec![
@@ -239,7 +210,10 @@ impl StepConfig {
             ("acks".to_owned(), self.acks.property().to_owned()),
             ("enable.idempotence".to_owned(), self.idempotence.to_string()),
             ("queue.buffering.max.messages".to_owned(), scenario.max_in_flight.to_string()),
-            ("message.max.bytes".to_owned(), scenario.max_message_bytes.max(u64::from(self.batch_size)).to_string()),
+            (
+                "message.max.bytes".to_owned(),
+                scenario.max_message_bytes().max(u64::from(self.batch_size)).min(1_000_000_000).to_string(),
+            ),
             ("message.timeout.ms".to_owned(), scenario.message_timeout.as_millis().to_string()),
         ];
         if let Some(level) = self.compression.level {
@@ -249,19 +223,6 @@ impl StepConfig {
         props
     }
 }
-
-/// The names of the dimensions, in table order.
-pub const DIMENSIONS: [&str; 9] = [
-    "batch_size",
-    "linger_ms",
-    "compression",
-    "partitions",
-    "message_size",
-    "acks",
-    "idempotence",
-    "producers",
-    "rate",
-];
 
 /// Librdkafka properties the sweep owns; `properties` may not set them.
 const TYPED_PROPERTIES: [&str; 12] = [
@@ -291,67 +252,20 @@ impl Scenario {
         }
     }
 
-    /// The steps, in run order: explicit cases, or the cartesian product (last dimension
-    /// varies fastest).
+    /// The steps, in run order: explicit cases (unset fields take the dimension's first
+    /// value), or the cartesian product (last dimension varies fastest).
     pub fn steps(&self) -> Vec<StepConfig> {
-        let d = &self.dimensions;
         if !self.cases.is_empty() {
-            return self
-                .cases
-                .iter()
-                .map(|c| StepConfig {
-                    batch_size: c.batch_size.or(d.batch_size.first().copied()).unwrap_or(16_384),
-                    linger_ms: c.linger_ms.or(d.linger_ms.first().copied()).unwrap_or(5),
-                    compression: c
-                        .compression
-                        .or(d.compression.first().copied())
-                        .unwrap_or(Compression { codec: Codec::None, level: None }),
-                    partitions: c.partitions.or(d.partitions.first().copied()).unwrap_or(1),
-                    message_size: c.message_size.or(d.message_size.first().copied()).unwrap_or(1024),
-                    acks: c.acks.or(d.acks.first().copied()).unwrap_or(Acks::All),
-                    idempotence: c.idempotence.or(d.idempotence.first().copied()).unwrap_or(false),
-                    producers: c.producers.or(d.producers.first().copied()).unwrap_or(1),
-                    rate: c.rate.or(d.rate.first().copied()).unwrap_or(Rate::Max),
-                })
-                .collect();
+            return self.cases.iter().map(|c| c.fill(&self.dimensions)).collect();
         }
-        let mut steps = Vec::new();
-        for &batch_size in &d.batch_size {
-            for &linger_ms in &d.linger_ms {
-                for &compression in &d.compression {
-                    for &partitions in &d.partitions {
-                        for &message_size in &d.message_size {
-                            for &acks in &d.acks {
-                                for &idempotence in &d.idempotence {
-                                    for &producers in &d.producers {
-                                        for &rate in &d.rate {
-                                            steps.push(StepConfig {
-                                                batch_size,
-                                                linger_ms,
-                                                compression,
-                                                partitions,
-                                                message_size,
-                                                acks,
-                                                idempotence,
-                                                producers,
-                                                rate,
-                                            });
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        steps
+        self.dimensions.product()
     }
 
     /// Dimensions with more than one value across the steps (what the charts plot).
     pub fn varied_dimensions(steps: &[StepConfig]) -> Vec<&'static str> {
         DIMENSIONS
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|dim| {
                 let mut values: Vec<String> = steps.iter().map(|s| s.value(dim)).collect();
                 values.sort();
@@ -361,25 +275,46 @@ impl Scenario {
             .collect()
     }
 
+    /// `message.max.bytes` as known (set, or read from the cluster), else Kafka's default.
+    pub fn max_message_bytes(&self) -> u64 {
+        self.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
+    }
+
+    /// Checks the steps against what the cluster says: replication factor and min ISR within
+    /// its broker count. `auto` resolves to min(3, brokers) and RF − 1.
+    pub fn resolve(&self, steps: &mut [StepConfig], brokers: usize) -> Result<()> {
+        let brokers = u32::try_from(brokers.max(1)).unwrap_or(u32::MAX);
+        for step in steps.iter_mut() {
+            let rf = step.replication_factor.or(brokers.min(3));
+            if rf > brokers {
+                return Err(Error::invalid(format!(
+                    "replication factor {rf} is more than the cluster's {brokers} broker(s)"
+                )));
+            }
+            let min_isr = step.min_insync_replicas.or(rf.saturating_sub(1).max(1));
+            if min_isr > rf {
+                return Err(Error::invalid(format!(
+                    "min.insync.replicas {min_isr} is more than the replication factor {rf}"
+                )));
+            }
+            step.replication_factor = Count::N(rf);
+            step.min_insync_replicas = Count::N(min_isr);
+        }
+        Ok(())
+    }
+
     /// Rejects contradictory or impossible settings, naming the setting and what is accepted.
     pub fn validate(&self) -> Result<Vec<StepConfig>> {
         let d = &self.dimensions;
-        if self.cases.is_empty() {
-            for (name, empty) in [
-                ("batch_size", d.batch_size.is_empty()),
-                ("linger_ms", d.linger_ms.is_empty()),
-                ("compression", d.compression.is_empty()),
-                ("partitions", d.partitions.is_empty()),
-                ("message_size", d.message_size.is_empty()),
-                ("acks", d.acks.is_empty()),
-                ("idempotence", d.idempotence.is_empty()),
-                ("producers", d.producers.is_empty()),
-                ("rate", d.rate.is_empty()),
-            ] {
-                if empty {
-                    return Err(Error::invalid(format!("dimension `{name}` has no values: give at least one")));
-                }
-            }
+        if self.cases.is_empty()
+            && let Some(name) = d.first_empty()
+        {
+            return Err(Error::invalid(format!("dimension `{name}` has no values: give at least one")));
+        }
+        if self.dimensions.product_len().is_none_or(|n| n > MAX_STEPS) {
+            return Err(Error::invalid(format!(
+                "the sweep has more than {MAX_STEPS} steps: shorten a dimension list or give explicit cases"
+            )));
         }
         let p = &self.phases;
         if p.messages == Some(0) {
@@ -448,13 +383,13 @@ impl Scenario {
                     at()
                 )));
             }
-            if u64::from(step.message_size) > self.max_message_bytes {
+            if u64::from(step.message_size) > self.max_message_bytes() {
                 return Err(Error::invalid(format!(
                     "{}: message_size {} is larger than the broker allows (max_message_bytes {}); \
                      raise max_message_bytes only if the broker's message.max.bytes is raised too",
                     at(),
                     step.message_size,
-                    self.max_message_bytes
+                    self.max_message_bytes()
                 )));
             }
             if let Rate::PerSecond(rate) = step.rate {
@@ -494,11 +429,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_sweep_is_small_and_varies_linger_batch_and_compression() {
+    fn the_default_sweep_is_small_and_steps_the_rate_below_and_above_saturation() {
         let scenario = Scenario::default();
         let steps = scenario.validate().unwrap();
-        assert_eq!(steps.len(), 18);
-        assert_eq!(Scenario::varied_dimensions(&steps), vec!["batch_size", "linger_ms", "compression"]);
+        assert_eq!(steps.len(), 12);
+        assert_eq!(Scenario::varied_dimensions(&steps), vec!["linger_ms", "compression", "rate"]);
+        assert!(steps.iter().all(|s| matches!(s.rate, Rate::PerSecond(_))), "open loop: rates below saturation");
         let total: Duration = steps.iter().map(|s| scenario.planned_step_length(s)).sum();
         assert!(total < Duration::from_secs(120), "{total:?}");
     }
@@ -510,7 +446,7 @@ mod tests {
         scenario.dimensions.partitions = vec![1, 6];
         scenario.dimensions.rate = vec![Rate::Max, Rate::PerSecond(1000)];
         let steps = scenario.validate().unwrap();
-        assert_eq!(steps.len(), 2 * 2 * 3 * 2 * 2);
+        assert_eq!(steps.len(), 2 * 2 * 2 * 2);
         let unique: std::collections::HashSet<_> = steps.iter().collect();
         assert_eq!(unique.len(), steps.len());
         // The last dimension varies fastest.
@@ -568,8 +504,39 @@ mod tests {
         assert!(msg.contains("`linger.ms` is a swept or typed setting"), "{msg}");
         let msg = rejected(|s| s.payload.compressibility = 0.5);
         assert!(msg.contains("compressibility"), "{msg}");
-        let msg = rejected(|s| s.dimensions.batch_size = (1..2000).collect());
+        let msg = rejected(|s| s.dimensions.batch_size = (1..200).collect());
         assert!(msg.contains("more than 1000"), "{msg}");
+    }
+
+    #[test]
+    fn auto_replication_is_three_on_three_brokers_and_min_isr_one_less() {
+        let mut steps = Scenario::default().validate().unwrap();
+        Scenario::default().resolve(&mut steps, 3).unwrap();
+        assert_eq!(steps[0].replication_factor, Count::N(3));
+        assert_eq!(steps[0].min_insync_replicas, Count::N(2));
+        let mut one = Scenario::default().validate().unwrap();
+        Scenario::default().resolve(&mut one, 1).unwrap();
+        assert_eq!((one[0].replication_factor, one[0].min_insync_replicas), (Count::N(1), Count::N(1)));
+        let mut s = Scenario::default();
+        s.dimensions.replication_factor = vec![Count::N(3)];
+        let mut steps = s.validate().unwrap();
+        assert!(s.resolve(&mut steps, 1).unwrap_err().to_string().contains("more than the cluster's 1 broker"));
+    }
+
+    #[test]
+    fn a_new_dimension_is_in_labels_flags_and_the_product() {
+        let mut s = Scenario::default();
+        s.dimensions.keys = vec![Keys::None, "zipf:100:1.1".parse().unwrap()];
+        let steps = s.validate().unwrap();
+        assert_eq!(steps.len(), 24);
+        assert!(steps[3].label().contains("keys=zipf:100:1.1"), "{}", steps[3].label());
+        assert!(Scenario::varied_dimensions(&steps).contains(&"keys"));
+        assert_eq!(steps[3].value("keys"), "zipf:100:1.1");
+        assert!(!steps[3].label_without_rate().contains("rate="));
+        // A result written before the dimension existed reads as what it meant then.
+        let old: StepConfig = serde_json::from_str(r#"{"batch_size":1,"linger_ms":5,"rate":"max"}"#).unwrap();
+        assert_eq!(old.replication_factor, Count::N(1));
+        assert_eq!(old.keys, Keys::None);
     }
 
     #[test]
@@ -586,7 +553,7 @@ mod tests {
         assert_eq!(s.dimensions.rate, vec![Rate::Max, Rate::PerSecond(5000)]);
         assert_eq!(s.phases.duration, Duration::from_secs(3));
         assert_eq!(s.phases.warmup, Duration::from_millis(500));
-        assert_eq!(s.validate().unwrap().len(), 2 * 2 * 2 * 2);
+        assert_eq!(s.validate().unwrap().len(), 2 * 2 * 2);
 
         let toml = dir.path().join("s.toml");
         std::fs::write(

@@ -14,9 +14,10 @@ use crate::histogram;
 use crate::payload::{Compressibility, Payloads};
 use crate::report;
 use crate::scenario::{Scenario, StepConfig};
-use crate::target::{Target, TargetInfo};
+use crate::target::{Target, TargetInfo, TopicSpec};
 
-/// The format tag of result files.
+/// The format tag of result files. Files of format 1 (before issue 7) still load: fields
+/// added since read as empty (see the README).
 pub const FORMAT: &str = "kafka-loadgen/1";
 
 /// A whole sweep's results: the JSON file's content.
@@ -144,84 +145,21 @@ pub fn run(
     out_dir: &Path,
     observer: &dyn Observer,
 ) -> Result<(SweepResult, Outputs)> {
-    let steps = scenario.validate()?;
-    let payload_file = scenario.payload.file.as_ref().map(|f| Payloads::from_file(Path::new(f))).transpose()?;
-    if let Some(p) = &payload_file
-        && p.max_size() as u64 > scenario.max_message_bytes
-    {
-        return Err(Error::invalid(format!(
-            "payload file has a {}-byte message, larger than max_message_bytes {}",
-            p.max_size(),
-            scenario.max_message_bytes
-        )));
-    }
+    let mut steps = scenario.validate()?;
+    let scenario = &prepare(target, scenario, &mut steps)?;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(format!("creating {}", out_dir.display()), e))?;
-    let run_id = format!(
-        "{}-{}",
-        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        std::process::id()
-    );
+    let run_id = run_id();
     let started_at = now_rfc3339();
     let planned = steps.iter().map(|s| scenario.planned_step_length(s)).sum();
     observer.sweep_started(&steps, planned);
 
-    let mut generated: HashMap<u32, Payloads> = HashMap::new();
+    let mut payloads = PayloadCache::new(scenario)?;
     let mut results = Vec::with_capacity(steps.len());
     for (i, step) in steps.iter().enumerate() {
         observer.step_started(i, step);
-        let payloads = match &payload_file {
-            Some(p) => p,
-            None => generated.entry(step.message_size).or_insert_with(|| {
-                Payloads::generate(step.message_size as usize, scenario.payload.compressibility, 42)
-            }),
-        };
-        let topic = format!("loadgen-{run_id}-{:03}", i + 1);
-        let mut result = StepResult {
-            index: i + 1,
-            config: *step,
-            label: step.label(),
-            properties: step.producer_properties(scenario),
-            topic: topic.clone(),
-            status: "ok".into(),
-            failure: None,
-            notes: Vec::new(),
-            payload: Some(payloads.compressibility.clone()),
-            measurement: None,
-            histogram_log: None,
-        };
         let tick = |elapsed: Duration, rate: f64| observer.tick(i, elapsed, rate);
-        let outcome = target
-            .create_topic(&topic, step.partitions)
-            .and_then(|()| driver::run_step(target, scenario, step, &topic, payloads, &tick));
-        match outcome {
-            Ok(outcome) => {
-                let log = format!("step-{:03}.hlog", i + 1);
-                let h = &outcome.histograms;
-                let duration = Duration::from_secs_f64(outcome.measurement.measured_seconds.max(0.0));
-                match histogram::write_log(
-                    &out_dir.join(&log),
-                    h.started,
-                    duration,
-                    &[("publish", &h.publish), ("end-to-end", &h.end_to_end), ("send-delay", &h.send_delay)],
-                ) {
-                    Ok(()) => result.histogram_log = Some(log),
-                    Err(e) => result.notes.push(format!("histogram log not written: {e}")),
-                }
-                result.notes.extend(outcome.notes);
-                if let Some(failure) = outcome.failure {
-                    result.status = "failed".into();
-                    result.failure = Some(failure);
-                }
-                result.measurement = Some(outcome.measurement);
-            }
-            Err(e) => {
-                result.status = "failed".into();
-                result.failure = Some(e.to_string());
-            }
-        }
-        if let Err(e) = target.delete_topic(&topic) {
-            result.notes.push(format!("topic not deleted: {e}"));
-        }
+        let topic = format!("loadgen-{run_id}-{:03}", i + 1);
+        let result = run_one(target, scenario, step, i + 1, &topic, payloads.get(step), out_dir, &tick);
         observer.step_finished(i, &result);
         results.push(result);
     }
@@ -237,6 +175,142 @@ pub fn run(
     };
     let outputs = report::write_all(&result, out_dir)?;
     Ok((result, outputs))
+}
+
+/// Resolves what depends on the cluster: `auto` replication factors and min ISR, and the
+/// broker's `message.max.bytes` (read from the cluster unless given). Returns the scenario
+/// as run.
+pub fn prepare(target: &dyn Target, scenario: &Scenario, steps: &mut [StepConfig]) -> Result<Scenario> {
+    let info = target.info();
+    let mut scenario = scenario.clone();
+    if scenario.max_message_bytes.is_none() {
+        scenario.max_message_bytes = info.message_max_bytes;
+    }
+    scenario.resolve(steps, info.brokers)?;
+    for step in steps.iter() {
+        if u64::from(step.message_size) > scenario.max_message_bytes() {
+            return Err(Error::invalid(format!(
+                "message_size {} is larger than the broker allows (message.max.bytes {})",
+                step.message_size,
+                scenario.max_message_bytes()
+            )));
+        }
+    }
+    Ok(scenario)
+}
+
+/// Payloads per message size, generated once.
+pub struct PayloadCache {
+    file: Option<Payloads>,
+    generated: HashMap<u32, Payloads>,
+    ratio: f64,
+    seed: u64,
+}
+
+impl PayloadCache {
+    /// Reads the payload file, if any, and checks it against `message.max.bytes`.
+    pub fn new(scenario: &Scenario) -> Result<PayloadCache> {
+        let file = scenario.payload.file.as_ref().map(|f| Payloads::from_file(Path::new(f))).transpose()?;
+        if let Some(p) = &file
+            && p.max_size() as u64 > scenario.max_message_bytes()
+        {
+            return Err(Error::invalid(format!(
+                "payload file has a {}-byte message, larger than max_message_bytes {}",
+                p.max_size(),
+                scenario.max_message_bytes()
+            )));
+        }
+        Ok(PayloadCache {
+            file,
+            generated: HashMap::new(),
+            ratio: scenario.payload.compressibility,
+            seed: scenario.seed,
+        })
+    }
+
+    /// The payloads of `step`.
+    pub fn get(&mut self, step: &StepConfig) -> &Payloads {
+        match &self.file {
+            Some(p) => p,
+            None => self
+                .generated
+                .entry(step.message_size)
+                .or_insert_with(|| Payloads::generate(step.message_size as usize, self.ratio, self.seed)),
+        }
+    }
+}
+
+/// A run id for topic names: seconds since the epoch and the process id.
+pub fn run_id() -> String {
+    format!(
+        "{}-{}",
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        std::process::id()
+    )
+}
+
+/// Runs one step on a fresh `topic` and writes its `.hlog` (`step-<index>.hlog`) into `out_dir`.
+/// A failed step is data: the result says why.
+#[allow(clippy::too_many_arguments)]
+pub fn run_one(
+    target: &dyn Target,
+    scenario: &Scenario,
+    step: &StepConfig,
+    index: usize,
+    topic: &str,
+    payloads: &Payloads,
+    out_dir: &Path,
+    tick: &dyn driver::StepProgress,
+) -> StepResult {
+    let mut result = StepResult {
+        index,
+        config: *step,
+        label: step.label(),
+        properties: step.producer_properties(scenario),
+        topic: topic.to_owned(),
+        status: "ok".into(),
+        failure: None,
+        notes: Vec::new(),
+        payload: Some(payloads.compressibility.clone()),
+        measurement: None,
+        histogram_log: None,
+    };
+    let spec = TopicSpec {
+        partitions: step.partitions,
+        replication_factor: step.replication_factor.or(1),
+        min_insync_replicas: step.min_insync_replicas.or(1),
+    };
+    let outcome = target.create_topic(topic, &spec).and_then(|notes| {
+        result.notes.extend(notes);
+        driver::run_step(target, scenario, step, topic, payloads, tick)
+    });
+    match outcome {
+        Ok(outcome) => {
+            let log = format!("step-{index:03}.hlog");
+            let h = &outcome.histograms;
+            let series: Vec<(&str, &[histogram::Latency])> =
+                h.seconds.iter().map(|(tag, s)| (*tag, s.as_slice())).collect();
+            let whole = Duration::from_secs_f64(outcome.measurement.window_seconds.max(0.001));
+            match histogram::write_log(&out_dir.join(&log), h.started, &series, &[("failed", &h.failed, whole)]) {
+                Ok(()) => result.histogram_log = Some(log),
+                Err(e) => result.notes.push(format!("histogram log not written: {e}")),
+            }
+            result.notes.extend(outcome.notes);
+            if let Some(failure) = outcome.failure {
+                result.status = "failed".into();
+                result.failure = Some(failure);
+            }
+            result.measurement = Some(outcome.measurement);
+        }
+        Err(e) => {
+            result.status = "failed".into();
+            result.failure = Some(e.to_string());
+        }
+    }
+    if let Err(e) = target.delete_topic(topic) {
+        result.notes.push(format!("topic not deleted: {e}"));
+    }
+    result
 }
 
 fn now_rfc3339() -> String {

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod kafka;
+pub mod mock;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,23 @@ pub struct TargetInfo {
     pub in_process: bool,
     /// A sentence for the report.
     pub description: String,
+    /// The brokers' `message.max.bytes`, when the cluster says (DescribeConfigs).
+    #[serde(default)]
+    pub message_max_bytes: Option<u64>,
+    /// What the tool learned about the cluster, and what it could not check.
+    #[serde(default)]
+    pub facts: Vec<String>,
+}
+
+/// A step's topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Partitions.
+    pub partitions: u32,
+    /// Replicas per partition.
+    pub replication_factor: u32,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: u32,
 }
 
 /// The outcome of handing one message to a publisher.
@@ -53,8 +71,8 @@ pub enum Sent {
 
 /// One producer instance, used from one thread.
 pub trait Publisher {
-    /// Hands over a message; never blocks.
-    fn send(&mut self, payload: &[u8], stamp: Stamp) -> Sent;
+    /// Hands over a message (with its key, if any); never blocks.
+    fn send(&mut self, payload: &[u8], key: Option<&[u8]>, stamp: Stamp) -> Sent;
     /// Serves delivery reports and statistics for up to `timeout`.
     fn poll(&mut self, timeout: Duration);
     /// Waits until everything queued is delivered or failed.
@@ -73,8 +91,10 @@ pub trait Target: Send + Sync {
     fn consumer_properties(&self) -> Vec<(String, String)> {
         Vec::new()
     }
-    /// Creates `topic` with `partitions` and waits until its metadata is visible.
-    fn create_topic(&self, topic: &str, partitions: u32) -> Result<()>;
+    /// Creates `topic` and waits until its metadata is visible. Returns what the cluster did
+    /// differently from what was asked (a replication factor it does not keep, a topic
+    /// config it ignores), for the report.
+    fn create_topic(&self, topic: &str, spec: &TopicSpec) -> Result<Vec<String>>;
     /// Deletes `topic` (best effort; some brokers cannot).
     fn delete_topic(&self, topic: &str) -> Result<()>;
     /// Opens a publisher for one producer thread of `step`; its reports go to `recorder`.

@@ -16,6 +16,7 @@ use testkit::{Broker, BrokerKind};
 fn short_scenario() -> Scenario {
     let mut s = Scenario { name: "short".into(), message_timeout: Duration::from_secs(10), ..Scenario::default() };
     s.dimensions.message_size = vec![512];
+    s.dimensions.rate = vec![Rate::Max];
     s.phases.warmup = Duration::from_millis(300);
     s.phases.duration = Duration::from_secs(1);
     s.phases.cooldown = Duration::from_millis(200);
@@ -138,6 +139,7 @@ async fn open_loop_percentiles_show_a_stall_the_closed_loop_hides() {
         s.phases.duration = Duration::from_secs(2);
         s.phases.cooldown = Duration::from_millis(200);
         s.dimensions.message_size = vec![256];
+        s.dimensions.rate = vec![Rate::Max];
         s.cases = vec![
             Case {
                 linger_ms: Some(0),
@@ -171,7 +173,9 @@ async fn open_loop_percentiles_show_a_stall_the_closed_loop_hides() {
     assert!(closed.publish_latency.p99 < half, "closed loop hides it: {:?}", closed.publish_latency);
     assert!(open.publish_latency.p99 >= half, "open loop shows it: {:?}", open.publish_latency);
     assert!(open.send_delay.unwrap().max >= half / 2, "sends fell behind schedule: {:?}", open.send_delay);
-    assert_eq!(open.produced.messages, 1000, "every intended message was measured");
+    assert_eq!(open.intended, 1000, "every intended message was measured");
+    assert_eq!(open.produced.messages + open.failed, 1000, "acknowledged or failed: {open:?}");
+    eprintln!("open loop: {} acked, {} failed, {:?}", open.produced.messages, open.failed, open.errors);
 }
 
 /// Kills Tansu in the middle of step 2.

@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use super::recorder::{Stamp, StepShared};
+use super::recorder::{Stamp, StepShared, record_at};
 use crate::error::{Error, Result};
 use crate::histogram::{self, Latency};
 use crate::target::kafka::error_kind;
@@ -23,9 +23,19 @@ use crate::target::kafka::error_kind;
 /// never sees some measured messages).
 const IDLE_DRAIN: Duration = Duration::from_secs(2);
 
+/// The consumer's `fetch.wait.max.ms` unless the target sets its own. Brokers that do not
+/// answer a waiting fetch when data arrives (Tansu, the mock) add up to this much to every
+/// end-to-end latency, so it is short and reported in the manifest.
+pub const FETCH_WAIT_MAX_MS: &str = "10";
+
 /// What the consumer saw.
 pub(crate) struct Consumed {
     pub(crate) e2e: Latency,
+    /// End-to-end latency per second of the measured phase (by read time).
+    pub(crate) e2e_seconds: Vec<Latency>,
+    /// When the first and the last measured message were read (since the epoch).
+    pub(crate) first: Option<Duration>,
+    pub(crate) last: Duration,
     pub(crate) messages: u64,
     pub(crate) bytes: u64,
     pub(crate) errors: BTreeMap<String, u64>,
@@ -49,7 +59,7 @@ impl StepConsumer {
             .set("group.id", format!("{topic}-reader"))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "100");
+            .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
         for (key, value) in properties {
             config.set(key, value);
         }
@@ -68,7 +78,15 @@ impl StepConsumer {
     /// Reads until `expected` measured messages arrived (the producers set it when done,
     /// `u64::MAX` until then) or `drain_until` (ns since epoch, set with it) passes.
     pub(crate) fn run(self, shared: &StepShared, expected: &AtomicU64, drain_until: &AtomicU64) -> Consumed {
-        let mut consumed = Consumed { e2e: histogram::new(), messages: 0, bytes: 0, errors: BTreeMap::new() };
+        let mut consumed = Consumed {
+            e2e: histogram::new(),
+            e2e_seconds: Vec::new(),
+            first: None,
+            last: Duration::ZERO,
+            messages: 0,
+            bytes: 0,
+            errors: BTreeMap::new(),
+        };
         let hard_stop = Instant::now() + Duration::from_secs(3600);
         let mut last_message = Instant::now();
         loop {
@@ -88,7 +106,11 @@ impl StepConsumer {
                     last_message = Instant::now();
                     let Some(stamp) = message.payload().and_then(Stamp::from_payload) else { continue };
                     if stamp.measured() {
-                        histogram::record(&mut consumed.e2e, now.saturating_sub(stamp.at()));
+                        let latency = now.saturating_sub(stamp.at());
+                        histogram::record(&mut consumed.e2e, latency);
+                        record_at(&mut consumed.e2e_seconds, shared.second(now), latency);
+                        consumed.first.get_or_insert(now);
+                        consumed.last = now;
                         consumed.messages += 1;
                         consumed.bytes += message.payload_len() as u64;
                     }

@@ -66,6 +66,8 @@ pub struct StepShared {
     pub sent: AtomicU64,
     /// Client-level errors (`error` callback) by kind, and the reason that aborted the step.
     pub client: Mutex<ClientErrors>,
+    /// When the measured phase starts (since the epoch): per-second series count from here.
+    pub measured_from: Duration,
 }
 
 /// Client-level errors of a step.
@@ -78,9 +80,10 @@ pub struct ClientErrors {
 }
 
 impl StepShared {
-    /// A step starting now.
-    pub fn new(topic: &str) -> StepShared {
+    /// A step starting now whose measured phase starts `measured_from` later.
+    pub fn new(topic: &str, measured_from: Duration) -> StepShared {
         StepShared {
+            measured_from,
             epoch: Instant::now(),
             topic: topic.to_owned(),
             measuring: AtomicBool::new(false),
@@ -95,6 +98,11 @@ impl StepShared {
         self.epoch.elapsed()
     }
 
+    /// The second of the measured phase `at` falls in (0 before it; capped at an hour).
+    pub fn second(&self, at: Duration) -> usize {
+        (at.saturating_sub(self.measured_from).as_secs() as usize).min(MAX_SECONDS - 1)
+    }
+
     /// Records a client error; losing every broker abandons the step.
     pub fn client_error(&self, kind: &str, reason: &str) {
         let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
@@ -106,10 +114,29 @@ impl StepShared {
     }
 }
 
+/// Per-second series stop here (an hour).
+pub const MAX_SECONDS: usize = 3600;
+
+/// Records into the histogram of second `second`, growing the series as needed.
+pub fn record_at(series: &mut Vec<Latency>, second: usize, latency: Duration) {
+    while series.len() <= second {
+        series.push(histogram::new());
+    }
+    histogram::record(&mut series[second], latency);
+}
+
 /// One producer's results.
 pub struct Recorded {
     /// Send → delivery report, measured messages.
     pub publish: Latency,
+    /// The same, one histogram per second of the measured phase (by acknowledgement time).
+    pub publish_seconds: Vec<Latency>,
+    /// Measured messages that failed (delivery error, timeout, rejected send, never sent).
+    pub failed: u64,
+    /// Their latency, intended send → failure.
+    pub failure_latency: Latency,
+    /// Failures per second of the measured phase.
+    pub failed_seconds: Vec<u64>,
     /// Measured messages delivered.
     pub delivered: u64,
     /// Their payload bytes.
@@ -133,6 +160,10 @@ impl Recorded {
     fn empty() -> Recorded {
         Recorded {
             publish: histogram::new(),
+            publish_seconds: Vec::new(),
+            failed: 0,
+            failure_latency: histogram::new(),
+            failed_seconds: Vec::new(),
             delivered: 0,
             delivered_bytes: 0,
             last_delivery: Duration::ZERO,
@@ -160,16 +191,36 @@ impl Recorder {
         }
         let now = self.shared.now();
         let latency = now.saturating_sub(stamp.at());
+        let second = self.shared.second(now);
         let mut inner = self.lock();
         inner.last_delivery = now;
         histogram::record(&mut inner.publish, latency);
+        record_at(&mut inner.publish_seconds, second, latency);
         inner.delivered += 1;
         inner.delivered_bytes += bytes as u64;
     }
 
-    /// A failed delivery or send.
-    pub fn failed(&self, _stamp: Stamp, kind: &str) {
-        *self.lock().errors.entry(kind.to_owned()).or_default() += 1;
+    /// A failed delivery or send: counted by kind; a measured one also enters the failure
+    /// histogram at the time it failed, so the worst latencies are never silently dropped.
+    pub fn failed(&self, stamp: Stamp, kind: &str) {
+        self.failed_many(stamp, kind, 1);
+    }
+
+    /// `n` failures of one kind with the same stamp (messages given up before being sent).
+    pub fn failed_many(&self, stamp: Stamp, kind: &str, n: u64) {
+        let now = self.shared.now();
+        let second = self.shared.second(now);
+        let mut inner = self.lock();
+        *inner.errors.entry(kind.to_owned()).or_default() += n;
+        if stamp.measured() && n > 0 {
+            inner.failed += n;
+            let us = (now.saturating_sub(stamp.at()).as_micros() as u64).clamp(1, histogram::MAX_MICROS);
+            inner.failure_latency.saturating_record_n(us, n);
+            if inner.failed_seconds.len() <= second {
+                inner.failed_seconds.resize(second + 1, 0);
+            }
+            inner.failed_seconds[second] += n;
+        }
     }
 
     /// A statistics emission.
@@ -210,21 +261,27 @@ mod tests {
 
     #[test]
     fn only_measured_messages_enter_the_histogram() {
-        let shared = std::sync::Arc::new(StepShared::new("t"));
+        let shared = std::sync::Arc::new(StepShared::new("t", Duration::ZERO));
         let recorder = Recorder::new(shared.clone());
         recorder.delivered(Stamp::new(Duration::ZERO, false), 100);
         recorder.delivered(Stamp::new(Duration::ZERO, true), 100);
         recorder.failed(Stamp::new(Duration::ZERO, true), "MessageTimedOut");
+        recorder.failed(Stamp::new(Duration::ZERO, false), "MessageTimedOut");
         let recorded = recorder.take();
         assert_eq!(recorded.delivered, 1);
         assert_eq!(recorded.delivered_bytes, 100);
         assert_eq!(recorded.publish.len(), 1);
-        assert_eq!(recorded.errors["MessageTimedOut"], 1);
+        assert_eq!(recorded.publish_seconds.iter().map(|h| h.len()).sum::<u64>(), 1);
+        assert_eq!(recorded.errors["MessageTimedOut"], 2);
+        // Only the measured failure counts against the step, in a histogram of its own.
+        assert_eq!(recorded.failed, 1);
+        assert_eq!(recorded.failure_latency.len(), 1);
+        assert_eq!(recorded.failed_seconds, vec![1]);
     }
 
     #[test]
     fn losing_every_broker_aborts_the_step_with_the_reason() {
-        let shared = StepShared::new("t");
+        let shared = StepShared::new("t", Duration::ZERO);
         shared.client_error("BrokerTransportFailure", "disconnected");
         assert!(!shared.abort.load(Ordering::Relaxed));
         shared.client_error("AllBrokersDown", "3/3 brokers are down");

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::recorder::{Recorded, Recorder, Stamp, StepShared};
+use super::keys::KeyChooser;
+use super::recorder::{Recorded, Recorder, Stamp, StepShared, record_at};
 use crate::histogram::{self, Latency};
 use crate::payload::Payloads;
 use crate::scenario::{Scenario, StepConfig};
@@ -41,13 +42,21 @@ pub(crate) struct Plan<'a> {
     pub(crate) flush_timeout: Duration,
     pub(crate) stats_interval: Duration,
     pub(crate) payloads: &'a Payloads,
+    /// Open loop: past this time (since the epoch) a worker still behind its schedule stops
+    /// sending, and its unsent measured messages count as failed (`NotSent`).
+    pub(crate) give_up: Option<Duration>,
+    pub(crate) seed: u64,
 }
 
 /// What a worker hands back.
 pub(crate) struct WorkerResult {
     pub(crate) recorded: Recorded,
     pub(crate) send_delay: Latency,
-    pub(crate) measure_end: Option<Duration>,
+    pub(crate) send_delay_seconds: Vec<Latency>,
+    /// When the first measured message was actually handed to librdkafka.
+    pub(crate) first_send: Option<Duration>,
+    /// Measured messages intended (open loop) or sent (closed loop), including unsent ones.
+    pub(crate) intended: u64,
     pub(crate) problem: Option<String>,
 }
 
@@ -64,6 +73,9 @@ pub(crate) fn run(
 ) -> WorkerResult {
     let recorder = Arc::new(Recorder::new(Arc::clone(shared)));
     let mut send_delay = histogram::new();
+    let mut send_delay_seconds = Vec::new();
+    let mut first_send = None;
+    let mut keys = KeyChooser::new(step.keys, plan.seed.wrapping_add(plan.index as u64));
     let mut publisher =
         match target.publisher(scenario, step, &shared.topic, Arc::clone(&recorder), plan.stats_interval) {
             Ok(p) => p,
@@ -71,7 +83,9 @@ pub(crate) fn run(
                 return WorkerResult {
                     recorded: recorder.take(),
                     send_delay,
-                    measure_end: None,
+                    send_delay_seconds,
+                    first_send,
+                    intended: 0,
                     problem: Some(e.to_string()),
                 };
             }
@@ -86,6 +100,19 @@ pub(crate) fn run(
             break;
         }
         let now = shared.now();
+        if let (Some(give_up), Some(interval), MeasureUntil::Time(end)) = (plan.give_up, plan.interval, plan.until)
+            && now > give_up
+        {
+            // Hopelessly behind: what was intended for the measured phase and never sent is
+            // a failure at this moment, not a message that silently never existed.
+            let mut at = next.max(plan.warmup);
+            while at < end {
+                recorder.failed(Stamp::new(at, true), "NotSent(behind schedule)");
+                measured += 1;
+                at += interval;
+            }
+            break;
+        }
         let at = match plan.interval {
             Some(_) if now < next => {
                 publisher.poll((next - now).min(MAX_SLEEP));
@@ -109,8 +136,12 @@ pub(crate) fn run(
         let stamp = Stamp::new(at, in_measure);
         let payload = &mut pool[message % plan.payloads.len()];
         payload[..16].copy_from_slice(&stamp.to_bytes());
-        match publisher.send(payload, stamp) {
-            Sent::Queued => {}
+        match publisher.send(payload, keys.key(message as u64), stamp) {
+            Sent::Queued => {
+                if in_measure && first_send.is_none() {
+                    first_send = Some(shared.now());
+                }
+            }
             Sent::Full => {
                 // Open loop: retry the same intended time; closed loop: re-stamp on retry.
                 publisher.poll(POLL_WHEN_FULL);
@@ -121,7 +152,9 @@ pub(crate) fn run(
         if in_measure {
             measured += 1;
             if plan.interval.is_some() {
-                histogram::record(&mut send_delay, shared.now().saturating_sub(at));
+                let now = shared.now();
+                histogram::record(&mut send_delay, now.saturating_sub(at));
+                record_at(&mut send_delay_seconds, shared.second(at), now.saturating_sub(at));
             }
         }
         message = message.wrapping_add(1);
@@ -150,5 +183,5 @@ pub(crate) fn run(
         publisher.flush(plan.flush_timeout).err().map(|e| format!("flush: {e}"))
     };
     drop(publisher);
-    WorkerResult { recorded: recorder.take(), send_delay, measure_end: measure_end.or(Some(shared.now())), problem }
+    WorkerResult { recorded: recorder.take(), send_delay, send_delay_seconds, first_send, intended: measured, problem }
 }

@@ -48,6 +48,15 @@ pub const COLUMNS: &[&str] = &[
     "payload_lz4_ratio",
     "errors",
     "failure",
+    "replication_factor",
+    "min_insync_replicas",
+    "keys",
+    "offered_msgs_per_s",
+    "window_s",
+    "sustained",
+    "failed_msgs",
+    "error_rate",
+    "not_sustained_because",
 ];
 
 fn quote(field: &str) -> String {
@@ -111,6 +120,15 @@ pub fn render(result: &SweepResult) -> String {
             m.map(|m| m.errors.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(";"))
                 .unwrap_or_default(),
             s.failure.clone().unwrap_or_default(),
+            c.replication_factor.to_string(),
+            c.min_insync_replicas.to_string(),
+            c.keys.to_string(),
+            opt(m.and_then(|m| m.offered_msgs_per_sec).map(|v| format!("{v:.0}"))),
+            opt(m.map(|m| format!("{:.3}", m.window_seconds))),
+            opt(m.and_then(|m| m.verdict.as_ref()).map(|v| v.sustained)),
+            opt(m.map(|m| m.failed)),
+            opt(m.map(|m| format!("{:.6}", m.error_rate))),
+            m.and_then(|m| m.verdict.as_ref()).map(|v| v.reasons.join("; ")).unwrap_or_default(),
         ]);
         out.push_str(&row.iter().map(|f| quote(f)).collect::<Vec<_>>().join(","));
         out.push('\n');

@@ -6,15 +6,15 @@ use std::fmt::Write;
 
 use super::markdown::HOW_TO_READ;
 use super::svg::{self, Chart, Series, escape};
-use super::{count, micros};
-use crate::capacity;
+use super::{count, micros, pct};
+use crate::analysis;
 use crate::scenario::Scenario;
 use crate::sweep::{StepResult, SweepResult};
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}\
 table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}\
 td.l,th.l{text-align:left}.warn{background:#fff3cd;border:1px solid #e0c36a;padding:.8em}\
-.failed{background:#fde2e2}code{font-size:11px}svg{margin:.5em 0;border:1px solid #eee}";
+.failed{background:#fde2e2}.answer{font-size:1.2em;background:#e8f4ea;border:1px solid #8c8;padding:.8em}code{font-size:11px}svg{margin:.5em 0;border:1px solid #eee}";
 
 /// The x axis of a percentile spectrum: "nines" (90% → 1, 99% → 2, ...), max drawn at 6.
 fn nines(p: f64) -> f64 {
@@ -45,12 +45,25 @@ fn spectrum_chart(id: &str, title: &str, steps: &[&StepResult], pick: fn(&StepRe
         lines: true,
         x_ticks: Some(ticks),
         series: &series,
+        marks: Vec::new(),
     })
+}
+
+fn supported(spectrum: &[(f64, u64)], count: u64) -> Vec<(f64, u64)> {
+    spectrum.iter().copied().filter(|(p, _)| *p >= 100.0 || crate::histogram::supports(count, p / 100.0)).collect()
+}
+
+fn supported_spectrum_publish(m: &crate::driver::Measurement) -> Vec<(f64, u64)> {
+    supported(&m.publish_spectrum, m.publish_latency.count)
+}
+
+fn supported_spectrum_e2e(m: &crate::driver::Measurement) -> Vec<(f64, u64)> {
+    supported(&m.end_to_end_spectrum, m.end_to_end_latency.map_or(0, |e| e.count))
 }
 
 /// Renders the report.
 pub fn render(result: &SweepResult) -> String {
-    let analysis = capacity::analyse(result);
+    let analysis = analysis::analyse(result);
     let mut h = String::new();
     let _ = write!(
         h,
@@ -65,20 +78,13 @@ pub fn render(result: &SweepResult) -> String {
              network. Use <code>--brokers</code> to measure a real cluster.</p>",
         );
     }
-    let env = &result.environment;
-    let _ = write!(
-        h,
-        "<ul><li>target: {} (<code>{}</code>)</li><li>environment: {} on {} ({} CPUs), kafka-loadgen {}, librdkafka {}</li><li>ran {} → {}</li>",
-        escape(&result.target.description),
-        escape(&result.target.bootstrap),
-        escape(&env.host),
-        escape(&env.platform),
-        env.cpus,
-        escape(&env.tool_version),
-        escape(&env.librdkafka_version),
-        escape(&result.started_at),
-        escape(&result.finished_at)
-    );
+    let _ = write!(h, "<p class=\"answer\" id=\"answer\">{}</p>", escape(&analysis.answer).replace('`', ""));
+    h.push_str("<h2>Manifest</h2><ul>");
+    let configs: Vec<_> = result.steps.iter().map(|s| s.config).collect();
+    for line in super::manifest(&result.environment, &result.target, &result.scenario, &configs) {
+        let _ = write!(h, "<li>{}</li>", escape(&line).replace('`', ""));
+    }
+    let _ = write!(h, "<li>ran {} → {}</li>", escape(&result.started_at), escape(&result.finished_at));
     if let Some(p) = result.steps.iter().find_map(|s| s.payload.as_ref()) {
         let _ = write!(
             h,
@@ -89,7 +95,11 @@ pub fn render(result: &SweepResult) -> String {
             p.lz4_ratio
         );
     }
-    h.push_str("</ul><h2>Best settings</h2><ul>");
+    let _ = write!(
+        h,
+        "</ul><h2>Method and pass rule</h2><p>{}</p><h2>Best settings</h2><ul>",
+        escape(&super::pass_rule_text(&result.scenario.pass)).replace("**", "")
+    );
     for (what, step) in [("throughput", analysis.best_throughput), ("p99 latency", analysis.best_p99)] {
         if let Some(s) = step {
             let m = s.measurement.as_ref().expect("measured");
@@ -150,18 +160,92 @@ pub fn render(result: &SweepResult) -> String {
             lines: false,
             x_ticks: None,
             series: &series,
+            marks: Vec::new(),
         }));
     }
-    h.push_str("<h2>Latency percentile spectrum per step</h2>");
-    h.push_str(&spectrum_chart("spectrum-publish", "publish latency by percentile", &ok, |s| {
-        s.measurement.as_ref().map(|m| m.publish_spectrum.clone()).unwrap_or_default()
+    // Hockey sticks: configurations swept over two or more fixed rates.
+    let mut groups: Vec<(String, Vec<&StepResult>)> = Vec::new();
+    for st in result.steps.iter().filter(|s| matches!(s.config.rate, crate::scenario::Rate::PerSecond(_))) {
+        let key = st.config.label_without_rate();
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => g.1.push(st),
+            None => groups.push((key, vec![st])),
+        }
+    }
+    groups.retain(|g| g.1.len() >= 2);
+    if !groups.is_empty() {
+        h.push_str("<h2>Hockey sticks</h2><p>Achieved rate and publish latency against the offered rate, per configuration; the dashed line marks the knee (the highest sustained rate).</p>");
+    }
+    for (n, (label, steps)) in groups.iter().enumerate().take(6) {
+        let knee = steps
+            .iter()
+            .filter(|s| analysis::sustained(s))
+            .filter_map(|s| s.measurement.as_ref()?.offered_msgs_per_sec)
+            .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
+        let _ = write!(h, "<h3>{}</h3>", escape(label));
+        h.push_str(&super::capacity::hockey_sticks(
+            &format!("hockey-{}", n + 1),
+            &format!("configuration {}", n + 1),
+            steps,
+            knee,
+            None,
+        ));
+    }
+    let heat: Vec<(crate::scenario::StepConfig, Option<f64>)> = groups
+        .iter()
+        .map(|(_, steps)| {
+            let best = steps
+                .iter()
+                .filter(|s| analysis::sustained(s))
+                .filter_map(|s| Some(s.measurement.as_ref()?.produced.msgs_per_sec))
+                .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
+            (steps[0].config, best)
+        })
+        .collect();
+    if let Some(map) = super::capacity::heat_map_of("heat-map", "highest sustained rate (msgs/s)", &heat, "/s") {
+        h.push_str("<h2>Highest sustained rate over two dimensions</h2>");
+        h.push_str(&map);
+    }
+    // Per second: the best step and the worst step that was not sustained.
+    let mut which: Vec<(&str, &StepResult)> = Vec::new();
+    if let Some(b) = analysis.best_throughput {
+        which.push(("best", b));
+    }
+    if let Some(w) = ok
+        .iter()
+        .copied()
+        .filter(|s| s.measurement.as_ref().and_then(|m| m.verdict.as_ref()).is_some_and(|v| !v.sustained))
+        .min_by(|a, b| {
+            let r = |s: &StepResult| {
+                s.measurement.as_ref().and_then(|m| m.verdict.as_ref()).map_or(1.0, |v| v.achieved_ratio)
+            };
+            r(a).total_cmp(&r(b))
+        })
+    {
+        which.push(("furthest behind", w));
+    }
+    if !which.is_empty() {
+        h.push_str("<h2>Per second</h2><p>Acknowledged messages and publish p99 per second of the measured phase: stalls and rebalances show here.</p>");
+        h.push_str(&super::capacity::timelines("timeline", &which));
+    }
+    // Spectra of the best few steps only: 18 lines on one chart cannot be read.
+    let mut best: Vec<&StepResult> =
+        ok.iter().copied().filter(|s| !analysis.best_is_sustained || analysis::sustained(s)).collect();
+    best.sort_by(|a, b| {
+        let t = |s: &StepResult| s.measurement.as_ref().map_or(0.0, |m| m.produced.msgs_per_sec);
+        t(b).total_cmp(&t(a))
+    });
+    best.truncate(3);
+    h.push_str("<h2>Latency percentile spectra of the three best steps</h2>");
+    h.push_str(&spectrum_chart("spectrum-publish", "publish latency by percentile", &best, |s| {
+        s.measurement.as_ref().map(supported_spectrum_publish).unwrap_or_default()
     }));
-    h.push_str(&spectrum_chart("spectrum-e2e", "end-to-end latency by percentile", &ok, |s| {
-        s.measurement.as_ref().map(|m| m.end_to_end_spectrum.clone()).unwrap_or_default()
+    h.push_str(&spectrum_chart("spectrum-e2e", "end-to-end latency by percentile", &best, |s| {
+        s.measurement.as_ref().map(supported_spectrum_e2e).unwrap_or_default()
     }));
 
     h.push_str(
-        "<h2>All steps</h2><table><tr><th>step</th><th class=l>status</th><th class=l>settings</th><th>msgs/s</th><th>MB/s</th>\
+        "<h2>All steps</h2><table><tr><th>step</th><th class=l>status</th><th class=l>settings</th><th>achieved msgs/s</th><th>MB/s</th>\
          <th>publish p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>e2e p50</th><th>e2e p99</th>\
          <th>e2e max</th><th>send delay p99</th><th>batch bytes</th><th>msgs/batch</th><th>queue</th><th>rtt</th><th class=l>errors</th></tr>",
     );
@@ -171,7 +255,7 @@ pub fn render(result: &SweepResult) -> String {
             h,
             "<tr{class}><td>{}</td><td class=l>{}</td><td class=l><code>{}</code></td>",
             s.index,
-            escape(&s.status),
+            super::markdown::status(s),
             escape(&s.label)
         );
         match &s.measurement {
@@ -193,16 +277,16 @@ pub fn render(result: &SweepResult) -> String {
                     "<td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=l>{}{}</td></tr>",
                     count(m.produced.msgs_per_sec),
                     m.produced.mb_per_sec,
-                    micros(p.p50),
-                    micros(p.p90),
-                    micros(p.p99),
-                    micros(p.p999),
-                    micros(p.p9999),
+                    pct(p, 0.5),
+                    pct(p, 0.9),
+                    pct(p, 0.99),
+                    pct(p, 0.999),
+                    pct(p, 0.9999),
                     micros(p.max),
-                    micros(e.p50),
-                    micros(e.p99),
+                    pct(&e, 0.5),
+                    pct(&e, 0.99),
                     micros(e.max),
-                    m.send_delay.map(|d| micros(d.p99)).unwrap_or_else(|| "–".into()),
+                    m.send_delay.map(|d| pct(&d, 0.99)).unwrap_or_else(|| "–".into()),
                     f(st.avg_batch_bytes, false),
                     f(st.avg_batch_messages, false),
                     f(st.queue_latency_us, true),

@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{count, micros};
-use crate::capacity;
+use super::{count, micros, pct};
+use crate::analysis;
 use crate::sweep::{StepResult, SweepResult};
 
 /// The explanation printed under every report.
@@ -18,16 +18,30 @@ use fixed-rate steps to see latency at your rate.
 - **batch** columns are librdkafka's own statistics over the measured phase: bytes and messages per produced \
 batch (what linger and batch.size achieved), **queue** is the time a message waited in the producer before \
 being batched, **rtt** the broker round trip per request.
-- Percentiles come from HdrHistograms (3 significant digits) merged across producers; each step's histograms are in \
-its `.hlog` file (HdrHistogram interval log) for merging and plotting with HdrHistogram's tools.";
+- **achieved** is acknowledged measured messages over the wall time from the first measured send to the last measured \
+acknowledgement; **consumed** is the tool's consumer over its own window (first to last measured message read). Failed, \
+timed-out and never-sent measured messages are the **error rate** and have a latency histogram of their own.
+- Percentiles come from HdrHistograms (3 significant digits) merged across producers; a percentile with fewer than ten \
+samples beyond it is shown as n/a (n=…). Each step's `.hlog` file (HdrHistogram interval log, microseconds) has one \
+interval per second of the measured phase per tag (publish, end-to-end, send-delay) and the failures.";
 
 pub(crate) fn settings(s: &StepResult) -> String {
     s.label.clone()
 }
 
+/// `sustained`, `NOT sustained`, `closed loop` or `failed`.
+pub(crate) fn status(s: &StepResult) -> &'static str {
+    match s.measurement.as_ref().and_then(|m| m.verdict.as_ref()) {
+        _ if !s.ok() => "failed",
+        Some(v) if v.sustained => "sustained",
+        Some(_) => "NOT sustained",
+        None => "closed loop",
+    }
+}
+
 /// Renders the summary.
 pub fn render(result: &SweepResult) -> String {
-    let analysis = capacity::analyse(result);
+    let analysis = analysis::analyse(result);
     let mut md = String::new();
     let _ = writeln!(md, "# kafka-loadgen sweep `{}`\n", result.scenario.name);
     if result.target.in_process {
@@ -38,25 +52,12 @@ pub fn render(result: &SweepResult) -> String {
              network. Use `--brokers` to measure a real cluster.\n"
         );
     }
-    let env = &result.environment;
-    let _ = writeln!(md, "- target: {}", result.target.description);
-    let _ = writeln!(
-        md,
-        "- environment: {} on {} ({} CPUs), kafka-loadgen {}, librdkafka {}",
-        env.host, env.platform, env.cpus, env.tool_version, env.librdkafka_version
-    );
-    let p = &result.scenario.phases;
-    let measured = match p.messages {
-        Some(n) => format!("{n} messages"),
-        None => humantime::format_duration(p.duration).to_string(),
-    };
-    let _ = writeln!(
-        md,
-        "- phases: warm-up {}, measured {measured}, cool-down {}; in-flight bound {} per producer",
-        humantime::format_duration(p.warmup),
-        humantime::format_duration(p.cooldown),
-        result.scenario.max_in_flight
-    );
+    let _ = writeln!(md, "**{}**\n", analysis.answer);
+    let _ = writeln!(md, "## Manifest\n");
+    let configs: Vec<_> = result.steps.iter().map(|s| s.config).collect();
+    for line in super::manifest(&result.environment, &result.target, &result.scenario, &configs) {
+        let _ = writeln!(md, "- {line}");
+    }
     let mut payloads: Vec<String> = result
         .steps
         .iter()
@@ -77,8 +78,17 @@ pub fn render(result: &SweepResult) -> String {
         let _ = writeln!(md, "- payload: {p}");
     }
     let _ = writeln!(md, "- ran {} → {}\n", result.started_at, result.finished_at);
+    let _ = writeln!(md, "## Method and pass rule\n\n{}\n", super::pass_rule_text(&result.scenario.pass));
 
-    let _ = writeln!(md, "## Best settings\n");
+    let _ = writeln!(
+        md,
+        "## Best settings\n\n{}\n",
+        if analysis.best_is_sustained {
+            "Among sustained fixed-rate steps:"
+        } else {
+            "No fixed-rate step was sustained; these are closed-loop steps (latency at saturation):"
+        }
+    );
     let line = |s: &StepResult| {
         let m = s.measurement.as_ref().expect("analysed steps have measurements");
         format!(
@@ -115,7 +125,7 @@ pub fn render(result: &SweepResult) -> String {
                 count(m.produced.msgs_per_sec),
                 m.produced.mb_per_sec,
                 micros(m.publish_latency.p99),
-                m.end_to_end_latency.map(|e| micros(e.p99)).unwrap_or_else(|| "–".into())
+                m.end_to_end_latency.map(|e| pct(&e, 0.99)).unwrap_or_else(|| "–".into())
             );
         }
     }
@@ -146,36 +156,39 @@ pub fn render(result: &SweepResult) -> String {
     let _ = writeln!(md, "\n## All steps\n");
     let _ = writeln!(
         md,
-        "| step | status | settings | msgs/s | MB/s | publish p50 / p99 / p99.9 / max | e2e p50 / p99 / max | send delay p99 | batch B / msgs | queue | rtt | errors |"
+        "| step | status | settings | offered | achieved msgs/s | MB/s | publish p50 / p99 / p99.9 / max | e2e p50 / p99 / max | consumed msgs/s | send delay p99 | error rate | batch B / msgs | queue | rtt | errors |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in &result.steps {
         let Some(m) = &s.measurement else {
-            let _ = writeln!(md, "| {} | {} | `{}` | | | | | | | | | |", s.index, s.status, settings(s));
+            let _ = writeln!(md, "| {} | {} | `{}` | | | | | | | | | | | | |", s.index, s.status, settings(s));
             continue;
         };
         let pl = &m.publish_latency;
         let e2e = m
             .end_to_end_latency
-            .map(|e| format!("{} / {} / {}", micros(e.p50), micros(e.p99), micros(e.max)))
+            .map(|e| format!("{} / {} / {}", pct(&e, 0.5), pct(&e, 0.99), micros(e.max)))
             .unwrap_or_else(|| "–".into());
         let st = &m.librdkafka;
         let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "–".into());
         let errors: Vec<String> = m.errors.iter().map(|(k, n)| format!("{k}×{n}")).collect();
         let _ = writeln!(
             md,
-            "| {} | {} | `{}` | {} | {:.1} | {} / {} / {} / {} | {} | {} | {} / {} | {} | {} | {} |",
+            "| {} | {} | `{}` | {} | {} | {:.1} | {} / {} / {} / {} | {} | {} | {} | {:.3} % | {} / {} | {} | {} | {} |",
             s.index,
-            s.status,
+            status(s),
             settings(s),
+            m.offered_msgs_per_sec.map(count).unwrap_or_else(|| "max".into()),
             count(m.produced.msgs_per_sec),
             m.produced.mb_per_sec,
-            micros(pl.p50),
-            micros(pl.p99),
-            micros(pl.p999),
+            pct(pl, 0.5),
+            pct(pl, 0.99),
+            pct(pl, 0.999),
             micros(pl.max),
             e2e,
-            m.send_delay.map(|d| micros(d.p99)).unwrap_or_else(|| "–".into()),
+            m.consumed.map(|c| count(c.msgs_per_sec)).unwrap_or_else(|| "–".into()),
+            m.send_delay.map(|d| pct(&d, 0.99)).unwrap_or_else(|| "–".into()),
+            m.error_rate * 100.0,
             opt(st.avg_batch_bytes, &|v| count(v)),
             opt(st.avg_batch_messages, &|v| format!("{v:.1}")),
             opt(st.queue_latency_us, &|v| micros(v as u64)),
@@ -219,9 +232,39 @@ mod tests {
         assert!(md.contains("step 6 `"), "failed step listed");
         assert!(md.contains("AllBrokersDown"));
         assert!(md.contains("measured compressibility zstd 3.01×, lz4 2.50× (target 3.0×)"));
-        assert_eq!(md.lines().filter(|l| l.starts_with("| ") && l.contains(" | ok | ")).count(), 17);
+        assert_eq!(md.lines().filter(|l| l.starts_with("| ") && l.contains(" | closed loop | ")).count(), 17);
+        assert!(md.contains("**No fixed-rate step was sustained; at saturation (closed loop)"), "answer first: {md}");
+        assert!(md.contains("## Manifest") && md.contains("durability: acks=all"), "{md}");
+        // 1000 samples support p99 but not p99.9.
+        assert!(md.contains("n/a (n=1000)"), "{md}");
 
         let real = crate::report::tests::sample(false);
         assert!(!render(&real).contains("client-side costs only"));
+    }
+
+    #[test]
+    fn a_sweep_with_sustained_steps_answers_with_the_best_sustained_one() {
+        let mut result = crate::report::tests::sample(false);
+        for (i, s) in result.steps.iter_mut().enumerate() {
+            // Six configurations (batch × linger), three rates each.
+            s.config.compression = crate::scenario::Compression::NONE;
+            s.config.rate = crate::scenario::Rate::PerSecond(1000 * (i as u64 % 3 + 1));
+            s.label = s.config.label();
+            let m = s.measurement.as_mut().unwrap();
+            m.offered_msgs_per_sec = Some(1000.0 * ((i % 3) as f64 + 1.0));
+            let sustained = i < 10;
+            m.verdict = Some(crate::verdict::Verdict {
+                sustained,
+                achieved_ratio: if sustained { 1.0 } else { 0.8 },
+                reasons: if sustained { vec![] } else { vec!["achieved 80 %".into()] },
+            });
+        }
+        let md = render(&result);
+        assert!(md.contains("(step 9); 9 of 18 fixed-rate steps were not sustained"), "{md}");
+        assert!(md.contains("| NOT sustained |"));
+        assert!(md.contains("not sustained (achieved 80 %)"), "{md}");
+        let html = crate::report::html::render(&result);
+        assert!(html.contains("id=\"hockey-1-achieved\"") && html.contains("id=\"heat-map\""), "charts");
+        assert!(html.contains("id=\"timeline-rate\""));
     }
 }

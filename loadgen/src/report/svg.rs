@@ -32,6 +32,16 @@ pub(crate) struct Chart<'a> {
     /// Fixed x ticks (value, label); otherwise linear ticks.
     pub(crate) x_ticks: Option<Vec<(f64, String)>>,
     pub(crate) series: &'a [Series],
+    /// Reference lines: the knee, the SLO.
+    pub(crate) marks: Vec<Mark>,
+}
+
+/// A dashed reference line across the plot, labelled.
+pub(crate) struct Mark {
+    /// Horizontal (a y value) or vertical (an x value).
+    pub(crate) horizontal: bool,
+    pub(crate) value: f64,
+    pub(crate) label: String,
 }
 
 pub(crate) fn escape(s: &str) -> String {
@@ -65,10 +75,73 @@ fn short(v: f64) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+/// A heat map: `rows` × `cols` cells coloured by value (darker is higher), each labelled.
+pub(crate) fn heat_map(
+    id: &str,
+    title: &str,
+    row_label: &str,
+    col_label: &str,
+    rows: &[String],
+    cols: &[String],
+    cells: &[Vec<Option<f64>>],
+    unit: &str,
+) -> String {
+    let (cw, ch, left, top) = (110.0, 34.0, 150.0, 60.0);
+    let w = left + cw * cols.len() as f64 + 20.0;
+    let h = top + ch * rows.len() as f64 + 40.0;
+    let max = cells.iter().flatten().flatten().copied().fold(0.0f64, f64::max).max(1e-9);
+    let mut svg = format!(
+        r#"<svg id="{}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" font-family="sans-serif" font-size="11"><text x="10" y="18" font-size="14" font-weight="bold">{}</text><text x="{left}" y="44">{} →</text><text x="10" y="44">{} ↓</text>"#,
+        escape(id),
+        escape(title),
+        escape(col_label),
+        escape(row_label)
+    );
+    for (j, c) in cols.iter().enumerate() {
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            left + cw * (j as f64 + 0.5),
+            top - 4.0,
+            escape(c)
+        );
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + ch * i as f64;
+        let _ = write!(svg, r#"<text x="10" y="{:.1}">{}</text>"#, y + ch / 2.0 + 4.0, escape(r));
+        for (j, _) in cols.iter().enumerate() {
+            let x = left + cw * j as f64;
+            let v = cells.get(i).and_then(|row| row.get(j)).copied().flatten();
+            let (fill, text) = match v {
+                Some(v) => {
+                    let t = v / max;
+                    let shade = (235.0 - 180.0 * t) as u8;
+                    (format!("rgb({shade},{},{})", (245.0 - 120.0 * t) as u8, 255), format!("{} {unit}", short(v)))
+                }
+                None => ("#eee".to_owned(), "–".to_owned()),
+            };
+            let _ = write!(
+                svg,
+                r##"<rect x="{x:.1}" y="{y:.1}" width="{cw}" height="{ch}" fill="{fill}" stroke="#fff"><title>{} / {}: {}</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+                escape(r),
+                escape(&cols[j]),
+                escape(&text),
+                x + cw / 2.0,
+                y + ch / 2.0 + 4.0,
+                escape(&text)
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 /// Renders `chart` as an `<svg>` element.
 pub(crate) fn render(chart: &Chart<'_>) -> String {
     let ty = |y: f64| if chart.log_y { y.max(1e-3).log10() } else { y };
-    let all: Vec<(f64, f64)> = chart.series.iter().flat_map(|s| s.points.iter().map(|&(x, y)| (x, ty(y)))).collect();
+    let mut all: Vec<(f64, f64)> =
+        chart.series.iter().flat_map(|s| s.points.iter().map(|&(x, y)| (x, ty(y)))).collect();
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -80,6 +153,11 @@ pub(crate) fn render(chart: &Chart<'_>) -> String {
     if all.is_empty() {
         let _ = write!(svg, r#"<text x="{LEFT}" y="{}">no data</text></svg>"#, H / 2.0);
         return svg;
+    }
+    if let Some(&(x, y)) = all.first() {
+        for m in &chart.marks {
+            all.push(if m.horizontal { (x, ty(m.value)) } else { (m.value, y) });
+        }
     }
     let (mut x0, mut x1) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
     let (mut y0, mut y1) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
@@ -147,6 +225,20 @@ pub(crate) fn render(chart: &Chart<'_>) -> String {
         TOP + ph / 2.0,
         escape(&chart.y_label)
     );
+    for m in &chart.marks {
+        let (x1l, y1l, x2l, y2l, tx, ty_) = if m.horizontal {
+            let y = py(ty(m.value));
+            (LEFT, y, LEFT + pw, y, LEFT + 4.0, y - 4.0)
+        } else {
+            let x = px(m.value);
+            (x, TOP, x, TOP + ph, x + 4.0, TOP + 12.0)
+        };
+        let _ = write!(
+            svg,
+            r##"<line class="mark" x1="{x1l:.1}" y1="{y1l:.1}" x2="{x2l:.1}" y2="{y2l:.1}" stroke="#c00" stroke-dasharray="5,4"/><text x="{tx:.1}" y="{ty_:.1}" fill="#c00">{}</text>"##,
+            escape(&m.label)
+        );
+    }
     // Data and legend.
     for (i, s) in chart.series.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
@@ -209,6 +301,7 @@ mod tests {
             lines: false,
             x_ticks: None,
             series: &series,
+            marks: Vec::new(),
         });
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert_eq!(svg.matches("<circle").count(), 3);
@@ -229,6 +322,7 @@ mod tests {
             lines: true,
             x_ticks: None,
             series: &[],
+            marks: Vec::new(),
         });
         assert!(svg.contains("no data"));
     }

@@ -55,6 +55,11 @@ pub struct Compression {
     pub level: Option<i32>,
 }
 
+impl Compression {
+    /// No compression.
+    pub const NONE: Compression = Compression { codec: Codec::None, level: None };
+}
+
 impl FromStr for Compression {
     type Err = Error;
 
@@ -186,6 +191,126 @@ impl fmt::Display for Rate {
     }
 }
 
+/// A count that can be left to the tool (`auto`): replication factor, min.insync.replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Count {
+    /// Chosen from the cluster (see the dimension).
+    Auto,
+    /// Exactly this many.
+    N(u32),
+}
+
+impl Count {
+    /// The count, or `auto` resolved to `default`.
+    pub fn or(self, default: u32) -> u32 {
+        match self {
+            Count::Auto => default,
+            Count::N(n) => n,
+        }
+    }
+}
+
+impl FromStr for Count {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(Count::Auto);
+        }
+        match s.parse::<u32>() {
+            Ok(n) if (1..=16).contains(&n) => Ok(Count::N(n)),
+            _ => Err(Error::invalid(format!("`{s}` is not `auto` or a count of 1..=16"))),
+        }
+    }
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Count::Auto => f.write_str("auto"),
+            Count::N(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// How records are keyed, which decides how they spread over partitions (librdkafka's
+/// default partitioner hashes the key; keyless records go to a sticky partition per batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Keys {
+    /// No key: sticky keyless batching.
+    None,
+    /// Key `i mod K` for the i-th message.
+    RoundRobin(u32),
+    /// A key drawn uniformly from K.
+    Uniform(u32),
+    /// A key drawn from K with Zipf's law, exponent `s` (stored in thousandths): a few keys
+    /// (and so a few partitions) carry most of the traffic.
+    Zipf {
+        /// How many keys.
+        keys: u32,
+        /// Exponent × 1000.
+        s_milli: u32,
+    },
+}
+
+impl Keys {
+    /// The number of distinct keys (0 for none).
+    pub fn count(self) -> u32 {
+        match self {
+            Keys::None => 0,
+            Keys::RoundRobin(k) | Keys::Uniform(k) | Keys::Zipf { keys: k, .. } => k,
+        }
+    }
+}
+
+impl FromStr for Keys {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = || {
+            Error::invalid(format!(
+                "keys `{s}` is unknown: use none, rr:K (round-robin), uniform:K or zipf:K[:S] (K keys, exponent S, default 1.0)"
+            ))
+        };
+        let parts: Vec<&str> = s.trim().split(':').collect();
+        let keys = |i: usize| -> Result<u32, Error> {
+            let k: u32 = parts.get(i).ok_or_else(bad)?.trim().parse().map_err(|_| bad())?;
+            if k == 0 || k > 10_000_000 {
+                return Err(Error::invalid(format!("keys `{s}`: K must be 1..=10000000")));
+            }
+            Ok(k)
+        };
+        match parts[0].to_ascii_lowercase().as_str() {
+            "none" if parts.len() == 1 => Ok(Keys::None),
+            "rr" | "round-robin" if parts.len() == 2 => Ok(Keys::RoundRobin(keys(1)?)),
+            "uniform" if parts.len() == 2 => Ok(Keys::Uniform(keys(1)?)),
+            "zipf" if parts.len() == 2 || parts.len() == 3 => {
+                let exponent: f64 = match parts.get(2) {
+                    Some(e) => e.trim().parse().map_err(|_| bad())?,
+                    None => 1.0,
+                };
+                if !(0.0..=5.0).contains(&exponent) {
+                    return Err(Error::invalid(format!("keys `{s}`: the Zipf exponent must be 0..=5")));
+                }
+                Ok(Keys::Zipf { keys: keys(1)?, s_milli: (exponent * 1000.0).round() as u32 })
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Keys::None => f.write_str("none"),
+            Keys::RoundRobin(k) => write!(f, "rr:{k}"),
+            Keys::Uniform(k) => write!(f, "uniform:{k}"),
+            Keys::Zipf { keys, s_milli } => write!(f, "zipf:{keys}:{}", *s_milli as f64 / 1000.0),
+        }
+    }
+}
+
 /// Strings or numbers in scenario files, so `rate: 5000` and `rate: "max"` both work.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -220,7 +345,7 @@ macro_rules! serde_as_text {
     )*};
 }
 
-serde_as_text!(Compression, Acks, Rate);
+serde_as_text!(Compression, Acks, Rate, Count, Keys);
 
 /// Human-readable durations (`500ms`, `2s`) in scenario and result files.
 pub mod human_duration {
@@ -276,6 +401,20 @@ mod tests {
         assert!("zstd:0".parse::<Compression>().unwrap_err().to_string().contains("1..=22"));
         assert!("snappy:2".parse::<Compression>().unwrap_err().to_string().contains("takes no level"));
         assert!("brotli".parse::<Compression>().unwrap_err().to_string().contains("none, gzip, snappy, lz4 or zstd"));
+    }
+
+    #[test]
+    fn key_and_count_spellings() {
+        assert_eq!("none".parse::<Keys>().unwrap(), Keys::None);
+        assert_eq!("rr:16".parse::<Keys>().unwrap(), Keys::RoundRobin(16));
+        assert_eq!("uniform:100".parse::<Keys>().unwrap().to_string(), "uniform:100");
+        assert_eq!("zipf:1000:1.2".parse::<Keys>().unwrap(), Keys::Zipf { keys: 1000, s_milli: 1200 });
+        assert_eq!("zipf:10".parse::<Keys>().unwrap().to_string(), "zipf:10:1");
+        assert!("zipf:0".parse::<Keys>().unwrap_err().to_string().contains("1..=10000000"));
+        assert!("hash".parse::<Keys>().unwrap_err().to_string().contains("rr:K"));
+        assert_eq!("auto".parse::<Count>().unwrap(), Count::Auto);
+        assert_eq!("3".parse::<Count>().unwrap().or(1), 3);
+        assert!("0".parse::<Count>().is_err());
     }
 
     #[test]

@@ -16,15 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dapr_kafka_bridge::embedded::EmbeddedKafka;
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
-use super::{Publisher, Sent, Target, TargetInfo};
+use super::mock::MockKafka;
+use super::{Publisher, Sent, Target, TargetInfo, TopicSpec};
 use crate::driver::{Recorder, Stamp};
 use crate::error::{Error, Result};
 use crate::scenario::{Scenario, StepConfig};
@@ -41,7 +41,7 @@ pub struct Stall {
 
 enum Topics {
     Admin(AdminClient<DefaultClientContext>),
-    Embedded(Arc<EmbeddedKafka>),
+    Embedded(Arc<MockKafka>),
 }
 
 /// Producers straight to Kafka.
@@ -52,6 +52,8 @@ pub struct DirectKafka {
     brokers: usize,
     stall: Option<Stall>,
     stall_thread: Mutex<Option<JoinHandle<()>>>,
+    message_max_bytes: Option<u64>,
+    facts: Vec<String>,
 }
 
 impl DirectKafka {
@@ -65,6 +67,19 @@ impl DirectKafka {
             .inner()
             .fetch_metadata(None, timeout)
             .map_err(|e| Error::kafka(format!("cannot reach Kafka at {bootstrap}"), e))?;
+        let broker_ids: Vec<i32> = metadata.brokers().iter().map(|b| b.id()).collect();
+        let mut facts = Vec::new();
+        let message_max_bytes =
+            match read_broker_config(&admin, broker_ids.first().copied(), "message.max.bytes", timeout) {
+                Ok(v) => {
+                    facts.push(format!("broker message.max.bytes = {v} (read with DescribeConfigs)"));
+                    Some(v)
+                }
+                Err(why) => {
+                    facts.push(format!("broker message.max.bytes could not be read ({why}); assumed 1000000"));
+                    None
+                }
+            };
         Ok(DirectKafka {
             bootstrap: bootstrap.to_owned(),
             brokers: metadata.brokers().len(),
@@ -72,12 +87,22 @@ impl DirectKafka {
             timeout,
             stall: None,
             stall_thread: Mutex::new(None),
+            message_max_bytes,
+            facts,
         })
+    }
+
+    /// The mock cluster, when this is the embedded target (for injecting round-trip time).
+    pub fn mock(&self) -> Option<&MockKafka> {
+        match &self.topics {
+            Topics::Embedded(cluster) => Some(cluster),
+            Topics::Admin(_) => None,
+        }
     }
 
     /// The embedded default: a mock cluster of `brokers` brokers in this process.
     pub fn embedded(brokers: i32, stall: Option<Stall>) -> Result<DirectKafka> {
-        let cluster = EmbeddedKafka::start(brokers)?;
+        let cluster = MockKafka::start(brokers)?;
         Ok(DirectKafka {
             bootstrap: cluster.bootstrap().to_owned(),
             brokers: brokers.max(0) as usize,
@@ -85,6 +110,11 @@ impl DirectKafka {
             timeout: Duration::from_secs(10),
             stall: None,
             stall_thread: Mutex::new(None),
+            message_max_bytes: None,
+            facts: vec![
+                "the mock cluster does not serve DescribeConfigs: message.max.bytes assumed 1000000".into(),
+                "the mock cluster keeps replicas in its metadata but ignores min.insync.replicas".into(),
+            ],
         }
         .with_stall(stall))
     }
@@ -94,7 +124,8 @@ impl DirectKafka {
         self
     }
 
-    fn wait_for_topic(&self, topic: &str, partitions: u32) -> Result<()> {
+    /// Waits until `topic` has `partitions`; returns the replicas per partition it reports.
+    fn wait_for_topic(&self, topic: &str, partitions: u32) -> Result<usize> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .create()
@@ -102,10 +133,12 @@ impl DirectKafka {
         let started = Instant::now();
         loop {
             let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(2));
-            if md.as_ref().is_ok_and(|m| {
-                m.topics().first().is_some_and(|t| t.error().is_none() && t.partitions().len() == partitions as usize)
-            }) {
-                return Ok(());
+            if let Ok(m) = &md
+                && let Some(t) = m.topics().first()
+                && t.error().is_none()
+                && t.partitions().len() == partitions as usize
+            {
+                return Ok(t.partitions().iter().map(|p| p.replicas().len()).min().unwrap_or(0));
             }
             if started.elapsed() > self.timeout {
                 return Err(Error::Step(format!(
@@ -129,6 +162,8 @@ impl Target for DirectKafka {
                 description: "librdkafka's in-process mock cluster (no --brokers given). An in-process broker \
                               measures client-side costs only: no disk, no replication, no real network."
                     .into(),
+                message_max_bytes: self.message_max_bytes,
+                facts: self.facts.clone(),
             },
             Topics::Admin(_) => TargetInfo {
                 kind: "kafka".into(),
@@ -139,6 +174,8 @@ impl Target for DirectKafka {
                     "Kafka at {} ({} brokers), producing directly with librdkafka",
                     self.bootstrap, self.brokers
                 ),
+                message_max_bytes: self.message_max_bytes,
+                facts: self.facts.clone(),
             },
         }
     }
@@ -157,24 +194,48 @@ impl Target for DirectKafka {
         }
     }
 
-    fn create_topic(&self, topic: &str, partitions: u32) -> Result<()> {
+    fn create_topic(&self, topic: &str, spec: &TopicSpec) -> Result<Vec<String>> {
+        let mut notes = Vec::new();
         match &self.topics {
-            Topics::Embedded(cluster) => cluster.create_topic(topic, partitions as i32)?,
+            Topics::Embedded(cluster) => {
+                cluster.create_topic(topic, spec.partitions as i32, spec.replication_factor as i32)?
+            }
             Topics::Admin(admin) => {
                 let options =
                     AdminOptions::new().operation_timeout(Some(self.timeout)).request_timeout(Some(self.timeout));
-                let results =
-                    futures::executor::block_on(admin.create_topics(
-                        &[NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1))],
-                        &options,
-                    ))
+                let min_isr = spec.min_insync_replicas.to_string();
+                let new = NewTopic::new(
+                    topic,
+                    spec.partitions as i32,
+                    TopicReplication::Fixed(spec.replication_factor as i32),
+                )
+                .set("min.insync.replicas", &min_isr);
+                let results = futures::executor::block_on(admin.create_topics(&[new], &options))
                     .map_err(|e| Error::kafka(format!("creating topic {topic}"), e))?;
                 for result in results {
                     result.map_err(|(t, code)| Error::Step(format!("creating topic {t}: {code}")))?;
                 }
             }
         }
-        self.wait_for_topic(topic, partitions)
+        let replicas = self.wait_for_topic(topic, spec.partitions)?;
+        if replicas < spec.replication_factor as usize {
+            notes.push(format!(
+                "the cluster keeps {replicas} replica(s) per partition for a requested replication factor of {}: \
+                 acks=all waits for fewer copies than asked",
+                spec.replication_factor
+            ));
+        }
+        if let Topics::Admin(admin) = &self.topics {
+            match read_config(admin, ResourceSpecifier::Topic(topic), "min.insync.replicas", self.timeout) {
+                Ok(v) if v == u64::from(spec.min_insync_replicas) => {}
+                Ok(v) => notes.push(format!(
+                    "the topic reports min.insync.replicas = {v}, not the requested {}",
+                    spec.min_insync_replicas
+                )),
+                Err(why) => notes.push(format!("min.insync.replicas could not be verified ({why})")),
+            }
+        }
+        Ok(notes)
     }
 
     fn delete_topic(&self, topic: &str) -> Result<()> {
@@ -261,6 +322,32 @@ impl ProducerContext for LoadContext {
     }
 }
 
+/// Reads one config value of a broker (`None`: the first broker) as a number.
+fn read_broker_config(
+    admin: &AdminClient<DefaultClientContext>,
+    broker: Option<i32>,
+    name: &str,
+    timeout: Duration,
+) -> std::result::Result<u64, String> {
+    let broker = broker.ok_or("no broker in the metadata")?;
+    read_config(admin, ResourceSpecifier::Broker(broker), name, timeout)
+}
+
+fn read_config(
+    admin: &AdminClient<DefaultClientContext>,
+    resource: ResourceSpecifier<'_>,
+    name: &str,
+    timeout: Duration,
+) -> std::result::Result<u64, String> {
+    let options = AdminOptions::new().request_timeout(Some(timeout));
+    let results =
+        futures::executor::block_on(admin.describe_configs([&resource], &options)).map_err(|e| e.to_string())?;
+    let resource = results.into_iter().next().ok_or("no answer")?.map_err(|code| format!("{code:?}"))?;
+    let entry = resource.get(name).ok_or_else(|| format!("{name} not in the answer"))?;
+    let value = entry.value.as_deref().ok_or_else(|| format!("{name} has no value"))?;
+    value.trim().parse().map_err(|_| format!("{name} = `{value}` is not a number"))
+}
+
 /// A short, stable name for an error, used as the key of the error counts.
 pub(crate) fn error_kind(error: &KafkaError) -> String {
     match error.rdkafka_error_code() {
@@ -275,8 +362,12 @@ struct KafkaPublisher {
 }
 
 impl Publisher for KafkaPublisher {
-    fn send(&mut self, payload: &[u8], stamp: Stamp) -> Sent {
-        let record = BaseRecord::<(), [u8], usize>::with_opaque_to(&self.topic, stamp.0 as usize).payload(payload);
+    fn send(&mut self, payload: &[u8], key: Option<&[u8]>, stamp: Stamp) -> Sent {
+        let mut record =
+            BaseRecord::<[u8], [u8], usize>::with_opaque_to(&self.topic, stamp.0 as usize).payload(payload);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
         match self.producer.send(record) {
             Ok(()) => Sent::Queued,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Sent::Full,
