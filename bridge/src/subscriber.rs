@@ -222,7 +222,8 @@ impl Subscriptions {
                 }
             }
         });
-        Ok(held_while_paused(responses, self.paused.subscribe()))
+        let live = lock_state(&shared).live_epochs();
+        Ok(held_while_paused(responses, self.paused.subscribe(), live))
     }
 
     /// Ends every stream (each commits its acked prefix) and waits for them, each up to the
@@ -310,17 +311,30 @@ fn sleep_unless_cancelled(shared: &Shared, cancel: &CancellationToken, duration:
     })
 }
 
+fn lock_state(shared: &Shared) -> std::sync::MutexGuard<'_, StreamState> {
+    shared.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The response stream: what the worker queued, except that nothing leaves while daprd has
-/// paused the component. Messages queued before the Pause stay queued (un-acked, so they
-/// are delivered again later if the stream ends) instead of reaching a draining daprd.
+/// paused the component, and nothing whose partition was revoked meanwhile. Messages queued
+/// before the Pause stay queued (un-acked, so they are delivered again later if the stream
+/// ends) instead of reaching a draining daprd; messages of a revoked partition are dropped
+/// (their new owner delivers them; this stream's ack for them would be ignored anyway).
 fn held_while_paused(
     responses: async_mpsc::Receiver<Result<PullMessagesResponse, Status>>,
     paused: watch::Receiver<bool>,
+    live: Arc<state::LiveEpochs>,
 ) -> MessageStream {
-    Box::pin(futures::stream::unfold((responses, paused), |(mut responses, mut paused)| async move {
-        let _ = paused.wait_for(|p| !*p).await;
-        let item = responses.recv().await?;
-        let _ = paused.wait_for(|p| !*p).await;
-        Some((item, (responses, paused)))
+    Box::pin(futures::stream::unfold((responses, paused, live), |(mut responses, mut paused, live)| async move {
+        let item = loop {
+            let _ = paused.wait_for(|p| !*p).await;
+            let item = responses.recv().await?;
+            let _ = paused.wait_for(|p| !*p).await;
+            match &item {
+                Ok(message) if !live.is_live(&message.id) => continue,
+                _ => break item,
+            }
+        };
+        Some((item, (responses, paused, live)))
     }))
 }

@@ -9,6 +9,7 @@
 //! | pull | SIGKILL of the bridge while a stream acks | mock, Tansu |
 //! | broker outage | every broker down, then up, while publishing and streaming | mock |
 //! | churn | three bridges of one group joining and leaving while acks flow | mock, Tansu |
+//! | rolling restart | a second bridge joins, the first gets SIGTERM (graceful), acks flowing | mock, Tansu |
 //! | slow daprd | a backlog drained by a daprd that acks slowly: memory stays bounded | mock |
 //!
 //! Poison messages (with and without a dead-letter topic) and oversized records are covered,
@@ -282,7 +283,77 @@ async fn three_bridges_churn(broker: Broker) {
     }
 }
 
-broker_tests!(publish_storm_then_sigkill, pull_then_sigkill, three_bridges_churn);
+/// A rolling restart, as Kubernetes does it: a new bridge joins the group, then the old one
+/// gets SIGTERM while acks flow. The old one drains its acks and commits before its partitions
+/// move, so duplicates are only what was delivered and not yet acked at that moment.
+async fn rolling_restart(broker: Broker) {
+    let topic = unique("rolling");
+    let group = unique("g");
+    broker.create_topic(&topic, 3).await;
+    let total = scale(1500, 30_000);
+    let old = BridgeUnderTest::child(&[]);
+    let pid = old.pid().unwrap();
+    let mut old_daprd = Daprd::connect(old.socket(), None).await;
+    old_daprd.init(&init(&broker, &group)).await.unwrap();
+    for chunk in 0..total / 300 {
+        assert!(old_daprd.bulk_publish(&topic, bulk(&format!("m{chunk}"), 300)).await.unwrap().is_empty());
+    }
+    let seen = Arc::new(Mutex::new((HashSet::new(), 0usize)));
+    let consume = |mut daprd: Daprd, slow: bool| {
+        let (topic, seen) = (topic.clone(), seen.clone());
+        tokio::spawn(async move {
+            let mut sub = daprd.subscribe(&topic, &[]).await.unwrap();
+            let mut next = sub.next(Duration::from_secs(30)).await;
+            while let Some(m) = next {
+                {
+                    let mut seen = seen.lock().unwrap();
+                    seen.0.insert(m.data.to_vec());
+                    seen.1 += 1;
+                }
+                if slow {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                sub.ack(&m.id).await;
+                next = match tokio::time::timeout(Duration::from_secs(8), sub.next_result()).await {
+                    Ok(Ok(Some(m))) => Some(m),
+                    _ => None, // idle, or the bridge ended the stream (it is shutting down)
+                };
+            }
+        })
+    };
+    let old_stream = consume(old_daprd.clone(), true);
+    while seen.lock().unwrap().0.len() < total / 4 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let new = BridgeUnderTest::child(&[]);
+    let mut new_daprd = Daprd::connect(new.socket(), None).await;
+    new_daprd.init(&init(&broker, &group)).await.unwrap();
+    let new_stream = consume(new_daprd.clone(), false);
+    tokio::time::sleep(Duration::from_secs(4)).await; // the new member joins
+    let rss = peak_rss_mib(pid);
+    assert!(old.stop().await, "the old bridge stops cleanly");
+    drop(old_daprd);
+    let _ = old_stream.await;
+    new_stream.await.unwrap();
+    let (distinct, deliveries) = {
+        let seen = seen.lock().unwrap();
+        (seen.0.len(), seen.1)
+    };
+    Figures {
+        scenario: "rolling restart",
+        broker: broker.kind(),
+        sent: total,
+        acked: total,
+        lost: total - distinct,
+        duplicates: deliveries - distinct,
+        rss_mib: rss,
+        rss_of: "old bridge",
+    }
+    .report();
+    assert!(new.stop().await);
+}
+
+broker_tests!(publish_storm_then_sigkill, pull_then_sigkill, three_bridges_churn, rolling_restart);
 
 /// Every broker down, then up, while a publisher and a stream run: publishes fail (and are
 /// not acknowledged) during the outage; everything acknowledged reaches the stream.

@@ -121,6 +121,28 @@ impl Partition {
     }
 }
 
+/// The epoch of each partition this stream owns now, readable outside the worker: the
+/// response stream drops a message queued for daprd before its partition was revoked (the
+/// new owner delivers it; handing it to daprd as well would only make a duplicate).
+#[derive(Debug, Default)]
+pub(crate) struct LiveEpochs(std::sync::RwLock<HashMap<i32, u64>>);
+
+impl LiveEpochs {
+    /// Whether a delivery with this id still belongs to a current assignment.
+    pub(crate) fn is_live(&self, id: &str) -> bool {
+        MessageId::parse(id)
+            .is_some_and(|id| self.0.read().unwrap_or_else(|e| e.into_inner()).get(&id.partition) == Some(&id.epoch))
+    }
+
+    fn set(&self, partition: i32, epoch: Option<u64>) {
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        match epoch {
+            Some(epoch) => map.insert(partition, epoch),
+            None => map.remove(&partition),
+        };
+    }
+}
+
 /// The state of one stream.
 #[derive(Debug)]
 pub(crate) struct StreamState {
@@ -129,17 +151,31 @@ pub(crate) struct StreamState {
     next_epoch: u64,
     in_flight: usize,
     held: usize,
+    live: std::sync::Arc<LiveEpochs>,
 }
 
 impl StreamState {
     pub(crate) fn new(settings: SubscriberSettings) -> Self {
-        Self { settings, partitions: BTreeMap::new(), next_epoch: 1, in_flight: 0, held: 0 }
+        Self {
+            settings,
+            partitions: BTreeMap::new(),
+            next_epoch: 1,
+            in_flight: 0,
+            held: 0,
+            live: std::sync::Arc::default(),
+        }
+    }
+
+    /// The current epochs, shared with the response stream.
+    pub(crate) fn live_epochs(&self) -> std::sync::Arc<LiveEpochs> {
+        self.live.clone()
     }
 
     /// A partition was assigned to this stream: it starts a new epoch.
     pub(crate) fn assign(&mut self, partition: i32) {
         let epoch = self.next_epoch;
         self.next_epoch += 1;
+        self.live.set(partition, Some(epoch));
         if let Some(old) = self.partitions.insert(partition, Partition::new(epoch, PartitionOffsets::default())) {
             self.in_flight -= old.in_flight.len();
             self.held -= old.held.len();
@@ -159,6 +195,7 @@ impl StreamState {
     /// by whoever owns the partition next, from the committed offset).
     pub(crate) fn revoke(&mut self, partitions: &[i32]) {
         for p in partitions {
+            self.live.set(*p, None);
             if let Some(old) = self.partitions.remove(p) {
                 self.in_flight -= old.in_flight.len();
                 self.held -= old.held.len();
