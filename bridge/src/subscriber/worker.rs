@@ -114,8 +114,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ClientContext for StreamContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(stream = %self.shared.stream, %error, reason, "librdkafka consumer error");
         metrics::kafka_error("consumer");
+        // A missing topic was logged once when the stream opened.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+            && self.shared.topic_missing.load(Ordering::Acquire)
+        {
+            tracing::debug!(stream = %self.shared.stream, %error, reason, "the topic is still missing");
+            return;
+        }
+        tracing::warn!(stream = %self.shared.stream, %error, reason, "librdkafka consumer error");
     }
 
     /// Consumer lag and committed offsets per assigned partition, from librdkafka's statistics.
