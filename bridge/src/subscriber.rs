@@ -7,6 +7,12 @@
 //! messages daprd acked, so a crash, a cancelled stream or a rebalance redelivers what was not
 //! acked and loses nothing.
 //!
+//! A stream may open before its topic exists (apps subscribe at boot). Before its first poll
+//! it notes which partitions the topic has; a partition that appears later has nothing in it
+//! from before the subscription, so without a committed offset it starts at the beginning
+//! rather than at `initialOffset` (see `worker::Shared::appeared_uncommitted`). With
+//! `autoCreateTopics` the stream creates a missing topic then, as its metadata overrides say.
+//!
 //! A stream never ends because of a recoverable Kafka error (daprd would not re-open it);
 //! only an unrecoverable one (authorisation, fatal client error) ends it with a status.
 
