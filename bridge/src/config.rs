@@ -34,6 +34,14 @@ use crate::error::{Error, Result};
 /// fails daprd's stream, which daprd never reopens.
 pub const DAPRD_MAX_RECEIVE_BYTES: usize = 4 * 1024 * 1024;
 
+/// Default `unknownTopicTimeout`: a publish to a missing topic fails within a few seconds
+/// (librdkafka's own default, 30 s, outlasts most callers' deadlines).
+pub const DEFAULT_UNKNOWN_TOPIC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default `metadataRefreshInterval`: a subscription notices a new topic or new partitions
+/// within seconds (librdkafka's own default is 5 minutes).
+pub const DEFAULT_METADATA_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Prefix of the librdkafka passthrough keys (`kafka.linger.ms`, ...).
 pub const PASSTHROUGH_PREFIX: &str = "kafka.";
 
@@ -176,7 +184,38 @@ pub struct ProducerSettings {
     pub message_timeout: Duration,
     /// `message.max.bytes`.
     pub max_message_bytes: Option<u64>,
+    /// `topic.metadata.propagation.max.ms`: how long a record waits for its topic to appear
+    /// before it fails with `UnknownTopic` (NOT_FOUND).
+    pub unknown_topic_timeout: Duration,
 }
+
+/// How a missing topic is created (`autoCreateTopics`), with its per-subscription overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Partitions of a created topic; `None`: the broker's default (`num.partitions`).
+    pub partitions: Option<i32>,
+    /// Replication factor of a created topic; `None`: the broker's default
+    /// (`default.replication.factor`).
+    pub replication_factor: Option<i32>,
+}
+
+impl TopicSpec {
+    /// This spec with the overrides a subscription's Topic metadata carries
+    /// (`topicPartitions`, `topicReplicationFactor`).
+    pub fn with_overrides(self, metadata: &HashMap<String, String>) -> Result<Self> {
+        let meta = Metadata::new(metadata);
+        Ok(Self {
+            partitions: meta.integer("topicPartitions", 1, MAX_TOPIC_PARTITIONS)?.map(|n| n as i32).or(self.partitions),
+            replication_factor: meta
+                .integer("topicReplicationFactor", 1, MAX_REPLICATION_FACTOR)?
+                .map(|n| n as i32)
+                .or(self.replication_factor),
+        })
+    }
+}
+
+const MAX_TOPIC_PARTITIONS: u64 = 100_000;
+const MAX_REPLICATION_FACTOR: u64 = 32_767;
 
 /// Where a consumer group with no committed offset starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +290,10 @@ pub struct ComponentConfig {
     pub subscriber: SubscriberSettings,
     /// Publish metadata keys matching this do not become headers.
     pub exclude_header_regex: Option<Regex>,
+    /// `autoCreateTopics`: create a missing topic through the admin API, like this.
+    pub auto_create_topics: Option<TopicSpec>,
+    /// `topic.metadata.refresh.interval.ms`: how soon new topics and partitions are noticed.
+    pub metadata_refresh_interval: Duration,
     /// How long Init waits for the cluster.
     pub init_timeout: Duration,
     /// `kafka.*` properties, applied last.
@@ -287,6 +330,8 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
     ("queue.buffering.max.kbytes", "queueMaxKBytes"),
     ("message.timeout.ms", "messageTimeout"),
     ("delivery.timeout.ms", "messageTimeout"),
+    ("topic.metadata.propagation.max.ms", "unknownTopicTimeout"),
+    ("topic.metadata.refresh.interval.ms", "metadataRefreshInterval"),
 ];
 
 /// Properties the bridge manages itself: at-least-once depends on them.
@@ -353,7 +398,15 @@ impl ComponentConfig {
                 .duration("messageTimeout", ms(1), ms(i32::MAX as u64))?
                 .unwrap_or(Duration::from_secs(30)),
             max_message_bytes: meta.integer("maxMessageBytes", 1000, 1_000_000_000)?,
+            unknown_topic_timeout: meta
+                .duration("unknownTopicTimeout", ms(1), ms(3_600_000))?
+                .unwrap_or(DEFAULT_UNKNOWN_TOPIC_TIMEOUT),
         };
+        let topic_spec = TopicSpec {
+            partitions: meta.integer("topicPartitions", 1, MAX_TOPIC_PARTITIONS)?.map(|n| n as i32),
+            replication_factor: meta.integer("topicReplicationFactor", 1, MAX_REPLICATION_FACTOR)?.map(|n| n as i32),
+        };
+        let auto_create_topics = meta.boolean("autoCreateTopics")?.unwrap_or(false).then_some(topic_spec);
 
         let session_timeout = meta.duration("sessionTimeout", ms(1), ms(3_600_000))?;
         let heartbeat_interval = meta.duration("heartbeatInterval", ms(1), ms(3_600_000))?;
@@ -475,6 +528,10 @@ impl ComponentConfig {
             producer,
             subscriber,
             exclude_header_regex,
+            auto_create_topics,
+            metadata_refresh_interval: meta
+                .duration("metadataRefreshInterval", ms(100), ms(3_600_000))?
+                .unwrap_or(DEFAULT_METADATA_REFRESH_INTERVAL),
             init_timeout: meta.duration("initTimeout", ms(100), ms(600_000))?.unwrap_or(Duration::from_secs(4)),
             passthrough,
             warnings,
@@ -497,6 +554,7 @@ impl ComponentConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", bootstrap);
         config.set("client.id", &self.client_id);
+        config.set("topic.metadata.refresh.interval.ms", self.metadata_refresh_interval.as_millis().to_string());
         self.auth.apply(&mut config);
         config
     }
@@ -523,6 +581,7 @@ impl ComponentConfig {
         config.set("compression.type", p.compression.as_str());
         config.set("linger.ms", p.linger.as_millis().to_string());
         config.set("message.timeout.ms", p.message_timeout.as_millis().to_string());
+        config.set("topic.metadata.propagation.max.ms", p.unknown_topic_timeout.as_millis().to_string());
         let optional = [
             ("compression.level", p.compression_level),
             ("batch.size", p.batch_bytes),

@@ -22,6 +22,7 @@ enum Command {
     RoundTripTime { rtt: std::time::Duration, done: mpsc::Sender<Result<()>> },
     Brokers { up: bool, done: mpsc::Sender<Result<()>> },
     RequestErrors { api: RDKafkaApiKey, errors: Vec<RDKafkaRespErr>, done: mpsc::Sender<Result<()>> },
+    TopicError { name: String, error: RDKafkaRespErr, done: mpsc::Sender<Result<()>> },
 }
 
 /// A running in-process mock cluster.
@@ -55,6 +56,12 @@ impl EmbeddedKafka {
                                     if up { cluster.broker_up(id) } else { cluster.broker_down(id) }
                                 });
                                 let _ = done.send(set.map_err(|e| Error::kafka("setting mock broker state", e)));
+                            }
+                            Command::TopicError { name, error, done } => {
+                                let set = cluster
+                                    .topic_error(&name, error)
+                                    .map_err(|e| Error::kafka(format!("setting the error of topic `{name}`"), e));
+                                let _ = done.send(set);
                             }
                             Command::RequestErrors { api, errors, done } => {
                                 cluster.request_errors(api, &errors);
@@ -105,6 +112,13 @@ impl EmbeddedKafka {
     /// injection for fault tests (e.g. `JoinGroup` refused with `GROUP_AUTHORIZATION_FAILED`).
     pub fn push_request_errors(&self, api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) -> Result<()> {
         self.request(|done| Command::RequestErrors { api, errors: errors.to_vec(), done })
+    }
+
+    /// Makes metadata requests for `name` answer `error`: with `UNKNOWN_TOPIC_OR_PART`, a
+    /// topic that clients see as missing although the mock (which creates topics on produce)
+    /// would otherwise create it.
+    pub fn set_topic_error(&self, name: &str, error: RDKafkaRespErr) -> Result<()> {
+        self.request(|done| Command::TopicError { name: name.to_owned(), error, done })
     }
 
     /// Sends a command to the cluster's thread and waits for its answer.

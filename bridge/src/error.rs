@@ -48,6 +48,14 @@ pub enum Error {
         #[source]
         source: KafkaError,
     },
+    /// A topic does not exist (and was not created).
+    #[error("topic `{topic}` does not exist: {reason}")]
+    TopicNotFound {
+        /// The topic.
+        topic: String,
+        /// Why it was not found or created, and what to do.
+        reason: String,
+    },
     /// The producer queue stayed full until the deadline.
     #[error("producer queue full until the deadline ({0}); raise queueMaxMessages/queueMaxKBytes or slow down")]
     QueueFull(String),
@@ -96,6 +104,7 @@ impl Error {
             Error::ClusterUnavailable { auth: true, .. } => Code::PermissionDenied,
             Error::ClusterUnavailable { auth: false, .. } => Code::Unavailable,
             Error::Kafka { source, .. } => kafka_code(source),
+            Error::TopicNotFound { .. } => Code::NotFound,
             Error::QueueFull(_) => Code::ResourceExhausted,
             Error::ShuttingDown | Error::Retired => Code::Unavailable,
             Error::Limit(_) => Code::ResourceExhausted,
@@ -155,6 +164,13 @@ mod tests {
         assert_eq!(kafka_code(&produce(RDKafkaErrorCode::MessageTimedOut)), Code::DeadlineExceeded);
         assert_eq!(kafka_code(&produce(RDKafkaErrorCode::QueueFull)), Code::ResourceExhausted);
         assert_eq!(kafka_code(&produce(RDKafkaErrorCode::AllBrokersDown)), Code::Unavailable);
+    }
+
+    #[test]
+    fn a_missing_topic_is_not_found_and_named() {
+        let status = Status::from(Error::TopicNotFound { topic: "orders".into(), reason: "create it".into() });
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(status.message().contains("`orders`"), "{status:?}");
     }
 
     #[test]

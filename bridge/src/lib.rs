@@ -25,7 +25,7 @@
 //! | [`subscriber`] | PullMessages streams, rebalances, retries, dead letters, flow control |
 //! | [`offsets`] | the per-partition ack tracker (what is safe to commit) |
 //! | [`embedded`] | the in-process mock cluster |
-//! | [`topic`] | legal Kafka topic names |
+//! | [`topic`] | legal Kafka topic names; missing topics: what exists, creating them (`autoCreateTopics`) |
 //! | [`error`] | the one error type and its gRPC codes |
 //! | [`healthcheck`] | the `healthcheck` tool: exec probes without a shell |
 //! | [`doctor`] | the `doctor` tool: YAML → socket → Kafka → topics → group, with fixes |

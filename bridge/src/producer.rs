@@ -44,9 +44,10 @@ use tokio::time::Instant;
 
 use self::batch::{Batch, Pending};
 use self::context::DeliveryContext;
-use crate::config::ComponentConfig;
+use crate::config::{ComponentConfig, TopicSpec};
 use crate::error::{Error, Result};
 use crate::telemetry::metrics;
+use crate::topic::admin::TopicAdmin;
 
 /// One message to publish, as daprd describes it.
 pub struct Outgoing<'a> {
@@ -76,6 +77,10 @@ pub struct Publisher {
     producer: RwLock<Arc<KafkaProducer>>,
     exclude_headers: Option<Regex>,
     message_timeout: Duration,
+    /// How long a record waits for a missing topic (`unknownTopicTimeout`).
+    unknown_topic_timeout: Duration,
+    /// Creates missing topics, with `autoCreateTopics`.
+    admin: Option<TopicAdmin>,
 }
 
 fn create_producer(client_config: &ClientConfig, redact: &crate::config::Redactor) -> Result<KafkaProducer> {
@@ -97,12 +102,19 @@ impl Publisher {
     pub async fn connect(config: &ComponentConfig, bootstrap: &str, instance: &str) -> Result<Arc<Self>> {
         let client_config = config.producer_config(bootstrap);
         let producer = create_producer(&client_config, &config.redactor())?;
+        let display = crate::instances::display_name(instance);
+        let admin = config
+            .auto_create_topics
+            .map(|spec| TopicAdmin::new(&client_config, spec, config.producer.unknown_topic_timeout, display))
+            .transpose()?;
         let publisher = Arc::new(Self {
-            instance: crate::instances::display_name(instance).to_owned(),
+            instance: display.to_owned(),
             client_config,
             producer: RwLock::new(Arc::new(producer)),
             exclude_headers: config.exclude_header_regex.clone(),
             message_timeout: config.producer.message_timeout,
+            unknown_topic_timeout: config.producer.unknown_topic_timeout,
+            admin,
         });
         let timeout = config.init_timeout;
         if let Err(error) = publisher.probe(timeout).await {
@@ -156,6 +168,7 @@ impl Publisher {
         let count = records.len();
         let batch = Batch::new(count);
         let started = Instant::now();
+        self.create_if_missing(topic, None).await;
         let deadline = started + self.message_timeout;
         let producer = self.current();
         for (index, record) in records.enumerate() {
@@ -183,6 +196,7 @@ impl Publisher {
         let count = records.len();
         let batch = Batch::new(count);
         let started = Instant::now();
+        self.create_if_missing(topic, None).await;
         let deadline = started + self.message_timeout;
         let producer = self.current();
         for (index, raw) in records.into_iter().enumerate() {
@@ -201,12 +215,51 @@ impl Publisher {
         started: Instant,
         producer: Arc<KafkaProducer>,
     ) -> Vec<(usize, Error)> {
-        let failures = batch.wait().await;
+        let failures: Vec<_> =
+            batch.wait().await.into_iter().map(|(index, error)| (index, self.explain_missing(topic, error))).collect();
         metrics::published(&self.instance, topic, count - failures.len(), failures.len(), started.elapsed());
         if !failures.is_empty() {
             self.rebuild_if_fatal(producer);
         }
         failures
+    }
+
+    /// With `autoCreateTopics`, creates `topic` as `spec` (the instance's defaults if `None`)
+    /// unless it is known to exist. A failure is logged and remembered; the caller goes on
+    /// (a missing topic then fails its records with NOT_FOUND, naming the creation error).
+    /// Returns whether the topic exists now (false without `autoCreateTopics`).
+    pub(crate) async fn create_if_missing(&self, topic: &str, spec: Option<TopicSpec>) -> bool {
+        match &self.admin {
+            Some(admin) => admin.ensure(topic, spec).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// The defaults a created topic gets, if this instance creates topics.
+    pub(crate) fn auto_create_defaults(&self) -> Option<TopicSpec> {
+        self.admin.as_ref().map(TopicAdmin::defaults)
+    }
+
+    /// Turns librdkafka's "unknown topic" into an error that names the topic and says what
+    /// to do about it.
+    fn explain_missing(&self, topic: &str, error: Error) -> Error {
+        let missing = matches!(
+            &error,
+            Error::Kafka { source, .. }
+                if matches!(source.rdkafka_error_code(), Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition))
+        );
+        if !missing {
+            return error;
+        }
+        let waited = self.unknown_topic_timeout;
+        let reason = match self.admin.as_ref().map(|admin| admin.failure(topic)) {
+            Some(Some(failure)) => format!("autoCreateTopics could not create it ({failure})"),
+            Some(None) => format!("it did not appear within unknownTopicTimeout ({waited:?}) after autoCreateTopics"),
+            None => format!(
+                "it did not appear within unknownTopicTimeout ({waited:?}); create it, or set autoCreateTopics: true"
+            ),
+        };
+        Error::TopicNotFound { topic: topic.to_owned(), reason }
     }
 
     /// Replaces `failed` with a fresh producer if librdkafka declared it dead (a fatal

@@ -126,7 +126,7 @@ impl dapr_kafka_proto::PubSub for PubSubService {
                 topic.clone(),
                 inbound,
             ) {
-                Ok(stream) => return Ok(Response::new(stream)),
+                Ok(opened) => return Ok(Response::new(opened.established().await)),
                 Err(OpenError::Retired(returned)) => inbound = *returned,
                 Err(OpenError::Failed(error)) => return Err(error.into()),
             }

@@ -7,6 +7,12 @@
 //! messages daprd acked, so a crash, a cancelled stream or a rebalance redelivers what was not
 //! acked and loses nothing.
 //!
+//! A stream may open before its topic exists (apps subscribe at boot). Before its first poll
+//! it notes which partitions the topic has; a partition that appears later has nothing in it
+//! from before the subscription, so without a committed offset it starts at the beginning
+//! rather than at `initialOffset` (see `worker::Shared::appeared_uncommitted`). With
+//! `autoCreateTopics` the stream creates a missing topic then, as its metadata overrides say.
+//!
 //! A stream never ends because of a recoverable Kafka error (daprd would not re-open it);
 //! only an unrecoverable one (authorisation, fatal client error) ends it with a status.
 
@@ -17,7 +23,7 @@ mod worker;
 
 use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -26,7 +32,7 @@ use futures::Stream;
 use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use tokio::sync::{mpsc as async_mpsc, watch};
+use tokio::sync::{mpsc as async_mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Status, Streaming};
@@ -34,7 +40,7 @@ use tonic::{Status, Streaming};
 use self::dead_letter::DeadLetter;
 use self::state::StreamState;
 use self::worker::{Outcome, Shared, StreamContext};
-use crate::config::ComponentConfig;
+use crate::config::{ComponentConfig, TopicSpec};
 use crate::error::{Error, Result};
 use crate::producer::Publisher;
 use crate::telemetry::metrics::StreamLabels;
@@ -52,6 +58,30 @@ pub(crate) enum Event {
     DeadLettered { partition: i32, offset: i64, epoch: u64, outcome: Result<(), String> },
     /// daprd closed its side of the stream: no more acks will come.
     InboundClosed,
+}
+
+/// A stream that opened; [`Opened::established`] hands it over once it has taken stock of
+/// its topic.
+pub struct Opened {
+    stream: MessageStream,
+    ready: oneshot::Receiver<()>,
+}
+
+/// How long PullMessages waits for a new stream to take stock of its topic (which partitions
+/// exist; creating it with `autoCreateTopics`) before answering anyway.
+const ESTABLISH_WAIT: Duration = Duration::from_secs(10);
+
+/// How long one look at the topic's partitions may take.
+const STOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Opened {
+    /// The response stream, once the stream knows which partitions its topic has (or after
+    /// a bounded wait, if the cluster does not answer). What is published to the topic
+    /// after this returns is delivered, whether or not the topic existed.
+    pub async fn established(self) -> MessageStream {
+        let _ = tokio::time::timeout(ESTABLISH_WAIT, self.ready).await;
+        self.stream
+    }
 }
 
 /// The response stream handed to tonic.
@@ -118,7 +148,7 @@ impl Subscriptions {
         publisher: &Arc<Publisher>,
         topic: Topic,
         inbound: Streaming<PullMessagesRequest>,
-    ) -> Result<MessageStream, OpenError> {
+    ) -> Result<Opened, OpenError> {
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         let Some(threads) = threads.as_mut() else { return Err(OpenError::Retired(Box::new(inbound))) };
         self.open_locked(threads, instance, config, bootstrap, publisher, topic, inbound).map_err(OpenError::Failed)
@@ -134,8 +164,10 @@ impl Subscriptions {
         publisher: &Arc<Publisher>,
         topic: Topic,
         mut inbound: Streaming<PullMessagesRequest>,
-    ) -> Result<MessageStream> {
+    ) -> Result<Opened> {
         crate::topic::validate(&topic.name).map_err(Error::InvalidRequest)?;
+        // With autoCreateTopics, the subscription's metadata may say how to create its topic.
+        let create = publisher.auto_create_defaults().map(|d| d.with_overrides(&topic.metadata)).transpose()?;
         let group = config.consumer_group.as_deref().ok_or_else(|| Error::InvalidMetadata {
             key: "consumerGroup".into(),
             reason: "(or consumerID) is required to subscribe".into(),
@@ -178,6 +210,8 @@ impl Subscriptions {
             outbox: Mutex::default(),
             unsaved: Mutex::default(),
             reported: Mutex::default(),
+            partitions_at_start: OnceLock::new(),
+            topic_missing: AtomicBool::new(false),
         });
         let mut client_config = config.consumer_config(bootstrap, group);
         client_config.set("enable.partition.eof", "false");
@@ -187,9 +221,18 @@ impl Subscriptions {
 
         let cancel = self.cancel.child_token();
         let thread_cancel = cancel.clone();
+        let (ready_tx, ready) = oneshot::channel();
+        let create = create.map(|spec| (publisher.clone(), spec));
         let thread = std::thread::Builder::new()
             .name(format!("pull-{}", topic.name))
             .spawn(move || {
+                let stocked = take_stock(&consumer, &make.shared, &thread_cancel, create);
+                let _ = ready_tx.send(());
+                if !stocked {
+                    worker::close(consumer, &make.shared);
+                    thread_cancel.cancel();
+                    return;
+                }
                 run_stream(consumer, &make, &thread_cancel);
                 // The reader stops when the worker does.
                 thread_cancel.cancel();
@@ -223,7 +266,7 @@ impl Subscriptions {
             }
         });
         let live = lock_state(&shared).live_epochs();
-        Ok(held_while_paused(responses, self.paused.subscribe(), live))
+        Ok(Opened { stream: held_while_paused(responses, self.paused.subscribe(), live), ready })
     }
 
     /// Ends every stream (each commits its acked prefix) and waits for them, each up to the
@@ -258,6 +301,55 @@ impl ConsumerFactory {
                 .map_err(|e| Error::kafka("creating the consumer", e))?;
         consumer.subscribe(&[&self.topic]).map_err(|e| Error::kafka(format!("subscribing to `{}`", self.topic), e))?;
         Ok(consumer)
+    }
+}
+
+/// Before the stream's first poll: notes which partitions its topic has (see
+/// `Shared::partitions_at_start`) and, if the topic is missing and the instance creates
+/// topics, creates it (`create`: how). Retries until the cluster answers. Returns false if
+/// the stream ended first.
+fn take_stock(
+    consumer: &BaseConsumer<StreamContext>,
+    shared: &Shared,
+    cancel: &CancellationToken,
+    create: Option<(Arc<Publisher>, TopicSpec)>,
+) -> bool {
+    let mut logged = false;
+    loop {
+        match crate::topic::admin::partitions_now(consumer.client(), &shared.topic, STOCK_TIMEOUT) {
+            Ok(Some(partitions)) => {
+                let _ = shared.partitions_at_start.set(partitions.into_iter().collect());
+                return true;
+            }
+            Ok(None) => {
+                let _ = shared.partitions_at_start.set(Default::default());
+                let created = create.is_some_and(|(publisher, spec)| {
+                    shared.runtime.block_on(publisher.create_if_missing(&shared.topic, Some(spec)))
+                });
+                if created {
+                    return true;
+                }
+                tracing::warn!(
+                    stream = %shared.stream, topic = %shared.topic,
+                    "topic does not exist (yet): the stream waits for it, and reads its partitions from the beginning when they appear"
+                );
+                shared.topic_missing.store(true, std::sync::atomic::Ordering::Release);
+                return true;
+            }
+            Err(error) => {
+                if !logged {
+                    tracing::warn!(stream = %shared.stream, %error, "cannot see the topic's partitions yet; retrying");
+                    logged = true;
+                }
+                if sleep_unless_cancelled(shared, cancel, Duration::from_secs(1)) {
+                    return false;
+                }
+                shared.apply_pending();
+                if shared.inbound_closed.load(std::sync::atomic::Ordering::Acquire) {
+                    return false;
+                }
+            }
+        }
     }
 }
 

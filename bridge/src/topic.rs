@@ -8,6 +8,8 @@
 //! Wildcard subscriptions are not supported: partitions of several topics would share one
 //! stream's ack trackers, and the bridge does not advertise `SUBSCRIBE_WILDCARDS`.
 
+pub(crate) mod admin;
+
 /// Kafka's longest topic name.
 pub const MAX_TOPIC_LENGTH: usize = 249;
 

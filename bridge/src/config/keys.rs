@@ -56,6 +56,11 @@ keys! {
     "queueMaxMessages", "100000", "Messages the producer may hold before Publish waits for room.";
     "queueMaxKBytes", "1048576", "Kilobytes the producer may hold before Publish waits for room.";
     "messageTimeout", "30s", "How long a record may take to be acknowledged, retries included; Publish fails after it.";
+    "unknownTopicTimeout", "5s", "How long a record waits for its topic to appear before Publish fails with NOT_FOUND naming the topic (`topic.metadata.propagation.max.ms`).";
+    "autoCreateTopics", "false", "Create a missing topic through the admin API (CreateTopics) on the first publish to it or subscription to it, with `topicPartitions` and `topicReplicationFactor`.";
+    "topicPartitions", "(broker default, `num.partitions`)", "Partitions of a topic `autoCreateTopics` creates; a subscription's metadata may override it.";
+    "topicReplicationFactor", "(broker default, `default.replication.factor`)", "Replication factor of a topic `autoCreateTopics` creates; a subscription's metadata may override it.";
+    "metadataRefreshInterval", "5s", "How often topic metadata is refreshed: how soon a subscription notices a topic that appeared or partitions that were added (`topic.metadata.refresh.interval.ms`).";
     "initTimeout", "4s", "How long Init waits for the cluster to answer (daprd gives up after 5 s).";
     "excludeHeaderMetaRegex", "", "Publish metadata keys matching this regex do not become record headers.";
     "escapeHeaders", "false", "URL-escape header values of delivered messages.";

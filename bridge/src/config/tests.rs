@@ -315,3 +315,54 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn missing_topic_keys_reach_librdkafka_with_short_defaults() {
+    let c = parse(&[("brokers", "k:9092")]).unwrap();
+    assert_eq!(c.producer.unknown_topic_timeout, Duration::from_secs(5));
+    assert_eq!(c.auto_create_topics, None, "topic creation is opt-in");
+    let p = c.producer_config("k:9092");
+    assert_eq!(property(&p, "topic.metadata.propagation.max.ms").as_deref(), Some("5000"));
+    let consumer = c.consumer_config("k:9092", "g");
+    assert_eq!(property(&consumer, "topic.metadata.refresh.interval.ms").as_deref(), Some("5000"));
+
+    let c = parse(&[
+        ("brokers", "k:9092"),
+        ("unknownTopicTimeout", "2s"),
+        ("metadataRefreshInterval", "1s"),
+        ("autoCreateTopics", "true"),
+        ("topicPartitions", "6"),
+    ])
+    .unwrap();
+    assert_eq!(property(&c.producer_config("k:9092"), "topic.metadata.propagation.max.ms").as_deref(), Some("2000"));
+    assert_eq!(
+        property(&c.consumer_config("k:9092", "g"), "topic.metadata.refresh.interval.ms").as_deref(),
+        Some("1000")
+    );
+    assert_eq!(c.auto_create_topics, Some(TopicSpec { partitions: Some(6), replication_factor: None }));
+
+    // The passthrough may set them when the typed key is absent, and clashes when it is not.
+    let c = parse(&[("brokers", "k:9092"), ("kafka.topic.metadata.refresh.interval.ms", "250")]).unwrap();
+    assert_eq!(
+        property(&c.consumer_config("k:9092", "g"), "topic.metadata.refresh.interval.ms").as_deref(),
+        Some("250")
+    );
+    let error = error_of(&[("unknownTopicTimeout", "1s"), ("kafka.topic.metadata.propagation.max.ms", "100")]);
+    assert!(error.contains("unknownTopicTimeout"), "{error}");
+}
+
+#[test]
+fn topic_creation_values_are_checked_and_overridable() {
+    assert!(error_of(&[("topicPartitions", "0")]).contains("`topicPartitions`"));
+    assert!(error_of(&[("topicReplicationFactor", "-3")]).contains("`topicReplicationFactor`"));
+    assert!(error_of(&[("autoCreateTopics", "perhaps")]).contains("`autoCreateTopics`"));
+    let defaults = TopicSpec { partitions: Some(3), replication_factor: Some(2) };
+    let overrides: HashMap<String, String> = [("topicpartitions".to_owned(), "12".to_owned())].into();
+    assert_eq!(
+        defaults.with_overrides(&overrides).unwrap(),
+        TopicSpec { partitions: Some(12), replication_factor: Some(2) }
+    );
+    assert_eq!(defaults.with_overrides(&HashMap::new()).unwrap(), defaults);
+    let bad: HashMap<String, String> = [("topicReplicationFactor".to_owned(), "x".to_owned())].into();
+    assert!(defaults.with_overrides(&bad).unwrap_err().to_string().contains("`topicReplicationFactor`"));
+}

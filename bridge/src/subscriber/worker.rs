@@ -32,9 +32,9 @@
 //! consumer. That drain happens once: the revoke that closing triggers only commits.
 //! Whatever was not acked is delivered again later, by this group.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use dapr_kafka_proto::components::PullMessagesResponse;
@@ -82,6 +82,12 @@ pub(crate) struct Shared {
     pub(crate) unsaved: Mutex<HashMap<i32, i64>>,
     /// Gauge values this stream last reported, to report deltas (several streams share labels).
     pub(crate) reported: Mutex<Gauges>,
+    /// The topic's partitions when the stream opened (empty if the topic did not exist). A
+    /// partition outside it appeared later: everything in it was written after the
+    /// subscription began, so without a committed offset it starts at the beginning.
+    pub(crate) partitions_at_start: OnceLock<HashSet<i32>>,
+    /// The topic is missing and that was logged: librdkafka's repeats of it are not.
+    pub(crate) topic_missing: AtomicBool,
 }
 
 /// The per-stream gauge values last reported.
@@ -94,6 +100,9 @@ pub(crate) struct Gauges {
     oversized: f64,
 }
 
+/// How long the rebalance callback waits for the committed offsets of new partitions.
+const COMMITTED_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The consumer's librdkafka context: rebalance hooks, errors, statistics.
 pub(crate) struct StreamContext {
     pub(crate) shared: Arc<Shared>,
@@ -105,8 +114,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ClientContext for StreamContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(stream = %self.shared.stream, %error, reason, "librdkafka consumer error");
         metrics::kafka_error("consumer");
+        // A missing topic was logged once when the stream opened.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+            && self.shared.topic_missing.load(Ordering::Acquire)
+        {
+            tracing::debug!(stream = %self.shared.stream, %error, reason, "the topic is still missing");
+            return;
+        }
+        tracing::warn!(stream = %self.shared.stream, %error, reason, "librdkafka consumer error");
     }
 
     /// Consumer lag and committed offsets per assigned partition, from librdkafka's statistics.
@@ -162,6 +178,8 @@ impl ConsumerContext for StreamContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let partitions = shared.partitions_of(list);
                 let unsaved = std::mem::take(&mut *lock(&shared.unsaved));
+                let appeared = shared.appeared_uncommitted(consumer, &partitions, &unsaved);
+                shared.topic_missing.store(false, Ordering::Release);
                 let mut state = lock(&shared.state);
                 for &p in &partitions {
                     match unsaved.get(&p) {
@@ -169,6 +187,11 @@ impl ConsumerContext for StreamContext {
                             tracing::info!(stream = %shared.stream, partition = p, position, "resuming at the acked position its failed commit held");
                             let _ = list.set_partition_offset(&shared.topic, p, Offset::Offset(position));
                             state.assign_at(p, position);
+                        }
+                        None if appeared.contains(&p) => {
+                            tracing::info!(stream = %shared.stream, partition = p, "partition appeared after the subscription began: reading it from the beginning");
+                            let _ = list.set_partition_offset(&shared.topic, p, Offset::Beginning);
+                            state.assign(p);
                         }
                         None => state.assign(p),
                     }
@@ -195,6 +218,42 @@ impl ConsumerContext for StreamContext {
 impl Shared {
     fn partitions_of(&self, list: &TopicPartitionList) -> Vec<i32> {
         list.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect()
+    }
+
+    /// Of the `assigned` partitions, those that did not exist when the stream opened and
+    /// have no committed offset for the group: they start at the beginning, whatever
+    /// `initialOffset` says, or what was written to them before the group noticed them (up
+    /// to `metadataRefreshInterval` plus a rebalance) would be skipped. Runs inside the
+    /// rebalance callback, on the stream thread, so the blocking committed-offsets lookup is
+    /// allowed. If the lookup fails, they start at the beginning too: duplicates, never loss.
+    fn appeared_uncommitted(
+        &self,
+        consumer: &BaseConsumer<StreamContext>,
+        assigned: &[i32],
+        unsaved: &HashMap<i32, i64>,
+    ) -> Vec<i32> {
+        let Some(at_start) = self.partitions_at_start.get() else { return Vec::new() };
+        let appeared: Vec<i32> =
+            assigned.iter().copied().filter(|p| !at_start.contains(p) && !unsaved.contains_key(p)).collect();
+        if appeared.is_empty() {
+            return appeared;
+        }
+        let mut list = TopicPartitionList::new();
+        for &p in &appeared {
+            list.add_partition(&self.topic, p);
+        }
+        match consumer.committed_offsets(list, COMMITTED_LOOKUP_TIMEOUT) {
+            Ok(committed) => appeared
+                .into_iter()
+                .filter(|&p| {
+                    !matches!(committed.find_partition(&self.topic, p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= 0)
+                })
+                .collect(),
+            Err(error) => {
+                tracing::warn!(stream = %self.stream, %error, ?appeared, "could not read the committed offsets of partitions that appeared; reading them from the beginning");
+                appeared
+            }
+        }
     }
 
     /// Applies one event from daprd or from a dead-letter publish.
@@ -262,7 +321,7 @@ impl Shared {
         }
     }
 
-    fn apply_pending(&self) {
+    pub(crate) fn apply_pending(&self) {
         let mut events = lock(&self.events);
         while let Ok(event) = events.try_recv() {
             self.apply(event);
@@ -541,9 +600,13 @@ pub(crate) fn run(consumer: &BaseConsumer<StreamContext>, shared: &Shared, cance
                     shared.labels.stream_error(kind);
                     // librdkafka retries underneath (broker down, leader moving, topic not
                     // there yet, ACLs not there yet); the stream stays open. Log each new
-                    // kind of error once.
+                    // kind of error once; a missing topic once until it appears (the
+                    // stream-open check may have logged it already).
                     let text = error.to_string();
-                    if last_error.as_deref() != Some(text.as_str()) {
+                    let missing = error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition);
+                    if missing && shared.topic_missing.swap(true, Ordering::AcqRel) {
+                        tracing::debug!(stream = %shared.stream, %error, "the topic is still missing");
+                    } else if last_error.as_deref() != Some(text.as_str()) {
                         tracing::warn!(stream = %shared.stream, %error, kind, "Kafka error; the stream stays open and retries");
                         last_error = Some(text);
                     }
