@@ -155,6 +155,10 @@ pub struct SweepArgs {
     /// (`linger`, `batchBytes`, …) and say in the report which swept settings it did not get.
     #[arg(long)]
     pub foreign_component: bool,
+    /// Component target started elsewhere (`--socket`): its process id, to report its CPU and
+    /// peak RSS from `/proc/<pid>` as for a spawned bridge.
+    #[arg(long)]
+    pub component_pid: Option<u32>,
     /// Component target: deadline of reflection, `Init` and `Features` (daprd's default is 5s).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub init_timeout: Duration,

@@ -166,6 +166,7 @@ fn target_of(args: &SweepArgs, scenario: &Scenario) -> Result<Box<dyn Target>> {
                     metadata,
                     foreign: args.foreign_component,
                     init_timeout: args.init_timeout,
+                    pid: args.component_pid,
                 };
                 targets.push((kind, Box::new(ComponentTarget::connect(Arc::clone(&kafka), options, bridge)?)));
             }

@@ -593,4 +593,19 @@ mod tests {
         let msg = Scenario::from_file(&bad).unwrap_err().to_string();
         assert!(msg.contains("lingr_ms"), "{msg}");
     }
+
+    #[test]
+    fn a_direct_step_runs_once_per_configuration_and_a_component_step_needs_a_publish_mode() {
+        let mut s = Scenario::default();
+        s.dimensions.linger_ms = vec![0];
+        s.dimensions.compression = vec![Compression::NONE];
+        s.dimensions.rate = vec![Rate::PerSecond(1000)];
+        s.dimensions.publish = vec![PublishMode::Unary(1), PublishMode::Bulk { entries: 10, calls: 2 }];
+        s.dimensions.target = vec![TargetKind::Direct, TargetKind::Component];
+        let steps = s.validate().unwrap();
+        let paths: Vec<String> = steps.iter().map(|s| format!("{}/{}", s.target, s.publish)).collect();
+        assert_eq!(paths, ["direct/native", "component/unary:1", "component/bulk:10x2"]);
+        s.dimensions.publish = vec![PublishMode::Native];
+        assert!(s.validate().unwrap_err().to_string().contains("takes unary:N or bulk:ExC"));
+    }
 }

@@ -43,6 +43,7 @@ fn options(socket: &Path, foreign: bool) -> ComponentOptions {
         metadata: Vec::new(),
         foreign,
         init_timeout: Duration::from_secs(10),
+        pid: None,
     }
 }
 

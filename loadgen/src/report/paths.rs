@@ -199,3 +199,45 @@ pub fn html(result: &SweepResult) -> Option<String> {
     }
     Some(h)
 }
+
+/// Capacity: each non-direct configuration's maximum rate at the SLO next to the direct one's.
+pub fn capacity_markdown(result: &crate::capacity::CapacityResult) -> Option<String> {
+    let key = |c: &crate::scenario::StepConfig| {
+        c.label_without_rate()
+            .split(' ')
+            .filter(|p| !p.starts_with("publish=") && !p.starts_with("target="))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut md = String::new();
+    for c in result.configurations.iter().filter(|c| c.config.target != TargetKind::Direct) {
+        let Some(d) = result
+            .configurations
+            .iter()
+            .find(|d| d.config.target == TargetKind::Direct && key(&d.config) == key(&c.config))
+        else {
+            continue;
+        };
+        if md.is_empty() {
+            let _ = writeln!(
+                md,
+                "## Paths compared: maximum rate at the SLO\n\n| configuration | path | publish | direct msgs/s | path msgs/s | ratio |\n|---|---|---|---|---|---|"
+            );
+        }
+        let fmt = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.0}"));
+        let ratio = match (d.sustained_msgs_per_sec, c.sustained_msgs_per_sec) {
+            (Some(a), Some(b)) if a > 0.0 => format!("{:.2}×", b / a),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {} | {} | {ratio} |",
+            key(&c.config),
+            c.config.target,
+            c.config.publish,
+            fmt(d.sustained_msgs_per_sec),
+            fmt(c.sustained_msgs_per_sec)
+        );
+    }
+    (!md.is_empty()).then_some(md)
+}

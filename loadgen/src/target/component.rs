@@ -65,6 +65,8 @@ pub struct ComponentOptions {
     pub foreign: bool,
     /// Deadline of `Init` and of the reflection call.
     pub init_timeout: Duration,
+    /// The component's process, to meter when the tool did not start it (`--component-pid`).
+    pub pid: Option<u32>,
 }
 
 /// The swept settings as the bridge's metadata (what a foreign component may not take).
@@ -327,7 +329,7 @@ impl Target for ComponentTarget {
     }
 
     fn process(&self, _step: &StepConfig) -> Option<u32> {
-        self.bridge.as_ref().map(SpawnedBridge::pid)
+        self.bridge.as_ref().map(SpawnedBridge::pid).or(self.options.pid)
     }
 }
 
