@@ -259,8 +259,11 @@ impl Scenario {
     /// The steps, in run order: explicit cases (unset fields take the dimension's first
     /// value), or the cartesian product (last dimension varies fastest).
     pub fn steps(&self) -> Vec<StepConfig> {
-        let steps =
-            if self.cases.is_empty() { self.dimensions.product() } else { self.cases.iter().map(|c| c.fill(&self.dimensions)).collect() };
+        let steps = if self.cases.is_empty() {
+            self.dimensions.product()
+        } else {
+            self.cases.iter().map(|c| c.fill(&self.dimensions)).collect()
+        };
         // A direct step has no publish mode: it is `native`, and the copies the publish
         // dimension would make of it run once (at the place of the first).
         let mut seen = std::collections::HashSet::new();

@@ -64,7 +64,8 @@ fn sweep_through_spawned_bridge(bootstrap: Option<String>, out: &Path) -> SweepR
 }
 
 fn check_component_sweep(result: &SweepResult, out: &Path) {
-    let kinds: Vec<(TargetKind, PublishMode)> = result.steps.iter().map(|s| (s.config.target, s.config.publish)).collect();
+    let kinds: Vec<(TargetKind, PublishMode)> =
+        result.steps.iter().map(|s| (s.config.target, s.config.publish)).collect();
     // The direct step runs once (the publish dimension does not multiply it), then each mode.
     assert_eq!(
         kinds,
@@ -123,7 +124,8 @@ async fn component_sweep_through_a_spawned_bridge_on_tansu() {
     let bootstrap = broker.bootstrap().to_owned();
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().to_owned();
-    let result = tokio::task::spawn_blocking(move || sweep_through_spawned_bridge(Some(bootstrap), &dir)).await.unwrap();
+    let result =
+        tokio::task::spawn_blocking(move || sweep_through_spawned_bridge(Some(bootstrap), &dir)).await.unwrap();
     assert!(!result.target.in_process);
     check_component_sweep(&result, out.path());
 }

@@ -76,10 +76,7 @@ pub fn rows(result: &SweepResult) -> Vec<PathRow> {
                         _ => None,
                     },
                 ],
-                sustained: (
-                    dm.verdict.as_ref().map(|v| v.sustained),
-                    m.verdict.as_ref().map(|v| v.sustained),
-                ),
+                sustained: (dm.verdict.as_ref().map(|v| v.sustained), m.verdict.as_ref().map(|v| v.sustained)),
             })
         })
         .collect()

@@ -117,8 +117,10 @@ async fn uds_channel(socket: &Path) -> std::result::Result<Channel, tonic::trans
 /// Lists the services on `channel` through reflection v1alpha, as daprd discovers components.
 async fn list_services(channel: Channel) -> std::result::Result<Vec<String>, String> {
     let mut client = ServerReflectionClient::new(channel);
-    let request =
-        ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut responses = client
         .server_reflection_info(futures::stream::iter([request]))
         .await
@@ -154,7 +156,9 @@ impl ComponentTarget {
             let channel = tokio::time::timeout(timeout, uds_channel(&socket))
                 .await
                 .map_err(|_| Error::Step(format!("connecting to {} timed out", socket.display())))?
-                .map_err(|e| Error::Step(format!("cannot connect to the component socket {}: {e}", socket.display())))?;
+                .map_err(|e| {
+                    Error::Step(format!("cannot connect to the component socket {}: {e}", socket.display()))
+                })?;
             let services = tokio::time::timeout(timeout, list_services(channel.clone()))
                 .await
                 .map_err(|_| Error::Step("reflection ListServices timed out".into()))?
@@ -174,15 +178,7 @@ impl ComponentTarget {
                 services
             )));
         }
-        Ok(ComponentTarget {
-            kafka,
-            runtime,
-            channel,
-            options,
-            services,
-            features: Mutex::new(Vec::new()),
-            bridge,
-        })
+        Ok(ComponentTarget { kafka, runtime, channel, options, services, features: Mutex::new(Vec::new()), bridge })
     }
 
     fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
@@ -199,7 +195,11 @@ impl ComponentTarget {
     }
 }
 
-fn instance_request<T>(message: T, instance: &MetadataValue<tonic::metadata::Ascii>, timeout: Duration) -> tonic::Request<T> {
+fn instance_request<T>(
+    message: T,
+    instance: &MetadataValue<tonic::metadata::Ascii>,
+    timeout: Duration,
+) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert(COMPONENT_INSTANCE_HEADER, instance.clone());
     request.set_timeout(timeout);
@@ -283,7 +283,10 @@ impl Target for ComponentTarget {
         let features = self.runtime.block_on(async {
             let mut client = PubSubClient::new(self.channel.clone());
             client.init(self.request(init, timeout)).await.map_err(|s| {
-                Error::Step(format!("component Init failed ({}); a foreign component may reject a setting", status_text(&s)))
+                Error::Step(format!(
+                    "component Init failed ({}); a foreign component may reject a setting",
+                    status_text(&s)
+                ))
             })?;
             match client.features(self.request(FeaturesRequest {}, timeout)).await {
                 Ok(answer) => Ok(answer.into_inner().features),
@@ -340,19 +343,16 @@ pub(crate) struct Entry {
     pub(crate) stamp: Stamp,
 }
 
+/// A call in flight on the runtime.
+pub(crate) type CallFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
 /// What an RPC-style target sends: one entry (unary) or a batch (bulk). Returns, per entry,
 /// `Ok` or the kind of failure.
 pub(crate) trait CallSender: Send + Sync + 'static {
     /// One entry.
-    fn unary(
-        self: Arc<Self>,
-        entry: &Entry,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send>>;
+    fn unary(self: Arc<Self>, entry: &Entry) -> CallFuture<std::result::Result<(), String>>;
     /// A batch; the result has one element per entry, in order.
-    fn bulk(
-        self: Arc<Self>,
-        entries: &[Entry],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<std::result::Result<(), String>>> + Send>>;
+    fn bulk(self: Arc<Self>, entries: &[Entry]) -> CallFuture<Vec<std::result::Result<(), String>>>;
 }
 
 struct GrpcSend {
@@ -367,10 +367,7 @@ fn key_metadata(key: &Option<String>) -> HashMap<String, String> {
 }
 
 impl CallSender for GrpcSend {
-    fn unary(
-        self: Arc<Self>,
-        entry: &Entry,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send>> {
+    fn unary(self: Arc<Self>, entry: &Entry) -> CallFuture<std::result::Result<(), String>> {
         let request = PublishRequest {
             data: entry.data.clone().into(),
             pubsub_name: "loadgen".into(),
@@ -388,10 +385,7 @@ impl CallSender for GrpcSend {
         })
     }
 
-    fn bulk(
-        self: Arc<Self>,
-        entries: &[Entry],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<std::result::Result<(), String>>> + Send>> {
+    fn bulk(self: Arc<Self>, entries: &[Entry]) -> CallFuture<Vec<std::result::Result<(), String>>> {
         let n = entries.len();
         let request = BulkPublishRequest {
             entries: entries
@@ -486,13 +480,13 @@ impl RpcPublisher {
         }
         self.flight.calls.fetch_add(1, Ordering::AcqRel);
         let batch = std::mem::take(&mut self.pending);
-        let (sender, recorder, flight) = (Arc::clone(&self.sender), Arc::clone(&self.recorder), Arc::clone(&self.flight));
+        let (sender, recorder, flight) =
+            (Arc::clone(&self.sender), Arc::clone(&self.recorder), Arc::clone(&self.flight));
         flight.calls_made.fetch_add(1, Ordering::Relaxed);
         flight.entries_sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let bulk = self.bulk;
         self.runtime.spawn(async move {
-            let results =
-                if bulk { sender.bulk(&batch).await } else { vec![sender.unary(&batch[0]).await] };
+            let results = if bulk { sender.bulk(&batch).await } else { vec![sender.unary(&batch[0]).await] };
             for (entry, result) in batch.iter().zip(results) {
                 match result {
                     Ok(()) => recorder.delivered(entry.stamp, entry.data.len()),
