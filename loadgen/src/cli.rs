@@ -132,6 +132,36 @@ pub struct SweepArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Component target: the Dapr pluggable pub/sub component's socket (`<folder>/<name>.sock`).
+    /// Given without `--target`, the sweep runs `--target direct,component`.
+    #[arg(long, env = "LOADGEN_SOCKET", conflicts_with = "spawn_bridge")]
+    pub socket: Option<PathBuf>,
+    /// Component target: start the bridge binary on a private temporary socket and measure
+    /// through it (its brokers: `--brokers`, else the embedded mock cluster). Given without
+    /// `--target`, the sweep runs `--target direct,component`.
+    #[arg(long)]
+    pub spawn_bridge: bool,
+    /// The bridge binary for `--spawn-bridge` (default: `$BRIDGE_BIN`, next to this
+    /// executable, then `kafka-pubsub-bridge` on PATH).
+    #[arg(long, env = "BRIDGE_BIN")]
+    pub bridge_bin: Option<PathBuf>,
+    /// Component target: the `x-component-instance` header (the Component's `metadata.name`).
+    #[arg(long, default_value = "loadgen")]
+    pub component_instance: String,
+    /// Component target: extra `Init` metadata `key=value` (repeatable), applied last.
+    #[arg(long = "component-metadata")]
+    pub component_metadata: Vec<String>,
+    /// Component target: not the kafka-pubsub-bridge; do not send the bridge's producer keys
+    /// (`linger`, `batchBytes`, …) and say in the report which swept settings it did not get.
+    #[arg(long)]
+    pub foreign_component: bool,
+    /// Component target started elsewhere (`--socket`): its process id, to report its CPU and
+    /// peak RSS from `/proc/<pid>` as for a spawned bridge.
+    #[arg(long)]
+    pub component_pid: Option<u32>,
+    /// Component target: deadline of reflection, `Init` and `Features` (daprd's default is 5s).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub init_timeout: Duration,
 }
 
 /// `capacity` flags: every `sweep` flag (the `--rate` dimension is replaced by the search),
@@ -247,6 +277,9 @@ impl SweepArgs {
         }
         if self.no_end_to_end {
             s.end_to_end = false;
+        }
+        if (self.socket.is_some() || self.spawn_bridge) && self.dimensions.target.is_empty() && s.cases.is_empty() {
+            s.dimensions.target = vec![crate::scenario::TargetKind::Direct, crate::scenario::TargetKind::Component];
         }
         for p in &self.property {
             let (k, v) = p.split_once('=').ok_or_else(|| Error::invalid(format!("property `{p}` is not key=value")))?;

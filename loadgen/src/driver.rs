@@ -28,7 +28,7 @@ use crate::histogram::{self, Latency, Percentiles};
 use crate::payload::Payloads;
 use crate::scenario::{Rate, Scenario, StepConfig};
 use crate::stats::{ClientStats, StatsAccumulator};
-use crate::target::Target;
+use crate::target::{PhaseHooks, Target};
 use worker::{MeasureUntil, Plan};
 
 /// Messages and bytes over the measured phase.
@@ -172,7 +172,8 @@ impl<F: Fn(Duration, f64)> StepProgress for F {
     }
 }
 
-/// Runs `step` against `topic` (already created).
+/// Runs `step` against `topic` (already created and configured); `hooks` are told when the
+/// measured phase starts and ends.
 pub fn run_step(
     target: &dyn Target,
     scenario: &Scenario,
@@ -180,6 +181,7 @@ pub fn run_step(
     topic: &str,
     payloads: &Payloads,
     progress: &dyn StepProgress,
+    hooks: &dyn PhaseHooks,
 ) -> Result<StepOutcome, Error> {
     let phases = &scenario.phases;
     let consumer = if scenario.end_to_end {
@@ -247,12 +249,12 @@ pub fn run_step(
             let now = shared.now();
             if phase == 0 && now >= phases.warmup {
                 shared.measuring.store(true, Ordering::Relaxed);
-                target.measured_phase_started();
+                hooks.measured_phase_started();
                 phase = 1;
             }
             if phase == 1 && phases.messages.is_none() && now >= measure_end {
                 shared.measuring.store(false, Ordering::Relaxed);
-                target.measured_phase_ended();
+                hooks.measured_phase_ended();
                 phase = 2;
             }
             if now - last_at >= Duration::from_millis(200) {
@@ -263,7 +265,7 @@ pub fn run_step(
         }
         if phase != 2 {
             shared.measuring.store(false, Ordering::Relaxed);
-            target.measured_phase_ended();
+            hooks.measured_phase_ended();
         }
         let workers: Vec<_> = handles.into_iter().map(|h| h.join().expect("producer thread panicked")).collect();
         let delivered: u64 = workers.iter().map(|w| w.recorded.delivered).sum();
@@ -342,6 +344,16 @@ pub fn run_step(
         })
     });
     let mut notes = Vec::new();
+    let calls = workers.iter().filter_map(|w| w.calls).fold(None, |acc: Option<(u64, u64)>, (c, e)| {
+        let (ac, ae) = acc.unwrap_or_default();
+        Some((ac + c, ae + e))
+    });
+    if let Some((calls, entries)) = calls.filter(|(c, _)| *c > 0) {
+        notes.push(format!(
+            "{calls} calls carried {entries} messages ({:.1} per call, all phases)",
+            entries as f64 / calls as f64
+        ));
+    }
     if let Some(c) = consumed.as_ref().filter(|c| c.messages < delivered) {
         notes.push(format!(
             "the end-to-end consumer read {} of {delivered} measured messages: it fell behind (at full speed the \

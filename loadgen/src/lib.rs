@@ -49,11 +49,17 @@ pub mod target;
 pub mod verdict;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use error::{Error, Result};
 
+use std::sync::Arc;
+
 use cli::{CapacityArgs, Command, SweepArgs};
-use target::{DirectKafka, Target};
+use scenario::{Scenario, TargetKind};
+use target::component::{ComponentOptions, ComponentTarget};
+use target::process::SpawnedBridge;
+use target::{DirectKafka, Paths, Target};
 
 /// Runs a parsed command line.
 pub fn run(command: Command) -> Result<()> {
@@ -98,7 +104,7 @@ pub fn run(command: Command) -> Result<()> {
 pub fn sweep_command(args: &SweepArgs) -> Result<sweep::SweepResult> {
     let scenario = args.scenario()?;
     scenario.validate()?;
-    let target = target_of(args)?;
+    let target = target_of(args, &scenario)?;
     let out = args.out.clone().unwrap_or_else(|| default_out("sweep"));
     let progress = progress::Progress::new(&scenario, args.no_progress);
     let (result, outputs) = sweep::run(target.as_ref(), &scenario, &out, &progress)?;
@@ -113,17 +119,65 @@ pub fn sweep_command(args: &SweepArgs) -> Result<sweep::SweepResult> {
     Ok(result)
 }
 
-/// The target of a `sweep` or `capacity` command line.
-fn target_of(args: &SweepArgs) -> Result<Box<dyn Target>> {
+/// The target of a `sweep` or `capacity` command line: every path the scenario's `target`
+/// dimension names, over one Kafka cluster.
+fn target_of(args: &SweepArgs, scenario: &Scenario) -> Result<Box<dyn Target>> {
     let stall = args.stall()?;
-    let target: Box<dyn Target> = match &args.brokers {
-        Some(bootstrap) => Box::new(DirectKafka::connect(bootstrap, args.admin_timeout)?),
-        None => Box::new(DirectKafka::embedded(args.embedded_brokers, stall)?),
-    };
-    if target.info().in_process {
+    let kafka = Arc::new(match &args.brokers {
+        Some(bootstrap) => DirectKafka::connect(bootstrap, args.admin_timeout)?,
+        None => DirectKafka::embedded(args.embedded_brokers, stall)?,
+    });
+    if kafka.info().in_process {
         eprintln!("No --brokers: running on librdkafka's in-process mock cluster. It measures client-side costs only.");
     }
-    Ok(target)
+    let mut kinds: Vec<TargetKind> = scenario.steps().iter().map(|s| s.target).collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut targets: Vec<(TargetKind, Box<dyn Target>)> = vec![(TargetKind::Direct, Box::new(Arc::clone(&kafka)))];
+    for kind in kinds {
+        match kind {
+            TargetKind::Direct => {}
+            TargetKind::Component => {
+                let bridge = if args.spawn_bridge {
+                    let binary = SpawnedBridge::locate(args.bridge_bin.as_deref());
+                    Some(SpawnedBridge::start(&binary, Duration::from_secs(30))?)
+                } else {
+                    None
+                };
+                let socket = match (&bridge, &args.socket) {
+                    (Some(b), _) => b.socket().to_owned(),
+                    (None, Some(s)) => s.clone(),
+                    (None, None) => {
+                        return Err(Error::invalid(
+                            "--target component needs --socket PATH (a running component) or --spawn-bridge",
+                        ));
+                    }
+                };
+                let mut metadata = Vec::new();
+                for kv in &args.component_metadata {
+                    let (k, v) = kv
+                        .split_once('=')
+                        .ok_or_else(|| Error::invalid(format!("--component-metadata `{kv}` is not key=value")))?;
+                    metadata.push((k.trim().to_owned(), v.trim().to_owned()));
+                }
+                let options = ComponentOptions {
+                    socket,
+                    instance: args.component_instance.clone(),
+                    metadata,
+                    foreign: args.foreign_component,
+                    init_timeout: args.init_timeout,
+                    pid: args.component_pid,
+                };
+                targets.push((kind, Box::new(ComponentTarget::connect(Arc::clone(&kafka), options, bridge)?)));
+            }
+            TargetKind::Dapr => {
+                return Err(Error::invalid(
+                    "--target dapr is not implemented in this build: publish through the component with --target component",
+                ));
+            }
+        }
+    }
+    Ok(Box::new(Paths::new(targets)))
 }
 
 fn default_out(kind: &str) -> PathBuf {
@@ -154,7 +208,7 @@ pub fn capacity_command(args: &CapacityArgs) -> Result<capacity::CapacityResult>
         }),
         None => None,
     };
-    let target = target_of(&args.sweep)?;
+    let target = target_of(&args.sweep, &scenario)?;
     let out = args.sweep.out.clone().unwrap_or_else(|| default_out("capacity"));
     let result = capacity::run(target.as_ref(), &scenario, &spec, sizing.as_ref(), &out, &|line| eprintln!("{line}"))?;
     let files = report::capacity::write_all(&result, &out)?;

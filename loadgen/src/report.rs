@@ -7,6 +7,7 @@ pub mod compare;
 pub mod csv;
 pub mod html;
 pub mod markdown;
+pub mod paths;
 mod svg;
 
 use std::path::Path;
@@ -275,6 +276,7 @@ pub(crate) mod tests {
                         },
                     }),
                     histogram_log: Some(format!("step-{:03}.hlog", i + 1)),
+                    process: None,
                 }
             })
             .collect();

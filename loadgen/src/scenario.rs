@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use values::{Acks, Codec, Compression, Count, Keys, Rate};
+pub use values::{Acks, Codec, Compression, Count, Keys, PublishMode, Rate, TargetKind};
 
 use crate::error::{Error, Result};
 use values::human_duration;
@@ -109,9 +109,13 @@ dimensions! {
     min_insync_replicas: Count = [Count::Auto], flag "min_isr", unit "", legacy Count::Auto, parse parse_text;
     /// Record keys: `none`, `rr:K` (round-robin over K keys), `uniform:K`, `zipf:K:S` (exponent S).
     keys: Keys = [Keys::None], flag "keys", unit "", legacy Keys::None, parse parse_text;
+    /// How a component or dapr target publishes: `unary:N` (N concurrent Publish calls per producer) or `bulk:ExC` (BulkPublish of up to E entries, C calls concurrent); direct steps are `native`.
+    publish: PublishMode = [PublishMode::Unary(100)], flag "publish", unit "", legacy PublishMode::Native, parse parse_text;
     /// `max` (closed loop) or msgs/s across all producers (open loop).
     rate: Rate = [Rate::PerSecond(2_000), Rate::PerSecond(10_000), Rate::PerSecond(40_000)],
         flag "rate", unit "", legacy Rate::Max, parse parse_text;
+    /// Where the load goes: `direct` (librdkafka), `component` (a Dapr pluggable component's socket), `dapr` (a sidecar's HTTP API). Varies fastest, so targets run interleaved.
+    target: TargetKind = [TargetKind::Direct], flag "target", unit "", legacy TargetKind::Direct, parse parse_text;
 }
 
 fn parse_text<T: std::str::FromStr<Err = Error>>(s: &str) -> Result<T> {
@@ -255,10 +259,24 @@ impl Scenario {
     /// The steps, in run order: explicit cases (unset fields take the dimension's first
     /// value), or the cartesian product (last dimension varies fastest).
     pub fn steps(&self) -> Vec<StepConfig> {
-        if !self.cases.is_empty() {
-            return self.cases.iter().map(|c| c.fill(&self.dimensions)).collect();
-        }
-        self.dimensions.product()
+        let steps = if self.cases.is_empty() {
+            self.dimensions.product()
+        } else {
+            self.cases.iter().map(|c| c.fill(&self.dimensions)).collect()
+        };
+        // A direct step has no publish mode: it is `native`, and the copies the publish
+        // dimension would make of it run once (at the place of the first).
+        let mut seen = std::collections::HashSet::new();
+        steps
+            .into_iter()
+            .filter_map(|mut s| {
+                let normalised = s.target == TargetKind::Direct && s.publish != PublishMode::Native;
+                if normalised {
+                    s.publish = PublishMode::Native;
+                }
+                (seen.insert(s) || !normalised).then_some(s)
+            })
+            .collect()
     }
 
     /// Dimensions with more than one value across the steps (what the charts plot).
@@ -367,6 +385,13 @@ impl Scenario {
             }
             if step.partitions == 0 || step.partitions > 10_000 {
                 return Err(Error::invalid(format!("{}: partitions must be 1..=10000", at())));
+            }
+            if step.target != TargetKind::Direct && step.publish == PublishMode::Native {
+                return Err(Error::invalid(format!(
+                    "{}: publish mode `native` is the direct target's; a {} target takes unary:N or bulk:ExC",
+                    at(),
+                    step.target
+                )));
             }
             if step.producers == 0 || step.producers > 256 {
                 return Err(Error::invalid(format!("{}: producers must be 1..=256", at())));
@@ -570,5 +595,20 @@ mod tests {
         std::fs::write(&bad, "dimensions:\n  lingr_ms: [1]\n").unwrap();
         let msg = Scenario::from_file(&bad).unwrap_err().to_string();
         assert!(msg.contains("lingr_ms"), "{msg}");
+    }
+
+    #[test]
+    fn a_direct_step_runs_once_per_configuration_and_a_component_step_needs_a_publish_mode() {
+        let mut s = Scenario::default();
+        s.dimensions.linger_ms = vec![0];
+        s.dimensions.compression = vec![Compression::NONE];
+        s.dimensions.rate = vec![Rate::PerSecond(1000)];
+        s.dimensions.publish = vec![PublishMode::Unary(1), PublishMode::Bulk { entries: 10, calls: 2 }];
+        s.dimensions.target = vec![TargetKind::Direct, TargetKind::Component];
+        let steps = s.validate().unwrap();
+        let paths: Vec<String> = steps.iter().map(|s| format!("{}/{}", s.target, s.publish)).collect();
+        assert_eq!(paths, ["direct/native", "component/unary:1", "component/bulk:10x2"]);
+        s.dimensions.publish = vec![PublishMode::Native];
+        assert!(s.validate().unwrap_err().to_string().contains("takes unary:N or bulk:ExC"));
     }
 }

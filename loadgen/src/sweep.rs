@@ -14,7 +14,8 @@ use crate::histogram;
 use crate::payload::{Compressibility, Payloads};
 use crate::report;
 use crate::scenario::{Scenario, StepConfig};
-use crate::target::{Target, TargetInfo, TopicSpec};
+use crate::target::process::{Both, ProcessMeter};
+use crate::target::{NoHooks, PhaseHooks, Target, TargetInfo, TopicSpec};
 
 /// The format tag of result files. Files of format 1 (before issue 7) still load: fields
 /// added since read as empty (see the README).
@@ -64,6 +65,10 @@ pub struct StepResult {
     pub measurement: Option<Measurement>,
     /// The HdrHistogram log file, relative to the output directory.
     pub histogram_log: Option<String>,
+    /// *New (issue 8).* CPU and memory of a process on the path (the spawned bridge) over the
+    /// measured phase.
+    #[serde(default)]
+    pub process: Option<crate::target::process::ProcessCost>,
 }
 
 impl StepResult {
@@ -274,16 +279,37 @@ pub fn run_one(
         payload: Some(payloads.compressibility.clone()),
         measurement: None,
         histogram_log: None,
+        process: None,
     };
     let spec = TopicSpec {
         partitions: step.partitions,
         replication_factor: step.replication_factor.or(1),
         min_insync_replicas: step.min_insync_replicas.or(1),
     };
-    let outcome = target.create_topic(topic, &spec).and_then(|notes| {
-        result.notes.extend(notes);
-        driver::run_step(target, scenario, step, topic, payloads, tick)
-    });
+    let meter = target.process(step).map(ProcessMeter::new);
+    let both;
+    let hooks: &dyn PhaseHooks = match (&meter, target.phase_hooks()) {
+        (Some(m), Some(h)) => {
+            both = Both(m, h);
+            &both
+        }
+        (Some(m), None) => m,
+        (None, Some(h)) => h,
+        (None, None) => &NoHooks,
+    };
+    let outcome = target
+        .create_topic(topic, &spec)
+        .and_then(|notes| {
+            result.notes.extend(notes);
+            target.configure(scenario, step, topic)
+        })
+        .and_then(|notes| {
+            result.notes.extend(notes);
+            driver::run_step(target, scenario, step, topic, payloads, tick, hooks)
+        });
+    if let (Some(meter), Ok(outcome)) = (&meter, &outcome) {
+        result.process = meter.finish(outcome.measurement.produced.bytes);
+    }
     match outcome {
         Ok(outcome) => {
             let log = format!("step-{index:03}.hlog");

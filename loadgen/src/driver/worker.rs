@@ -58,6 +58,8 @@ pub(crate) struct WorkerResult {
     /// Measured messages intended (open loop) or sent (closed loop), including unsent ones.
     pub(crate) intended: u64,
     pub(crate) problem: Option<String>,
+    /// RPC targets: calls made and the entries they carried.
+    pub(crate) calls: Option<(u64, u64)>,
 }
 
 const POLL_WHEN_FULL: Duration = Duration::from_millis(10);
@@ -87,6 +89,7 @@ pub(crate) fn run(
                     first_send,
                     intended: 0,
                     problem: Some(e.to_string()),
+                    calls: None,
                 };
             }
         };
@@ -182,6 +185,15 @@ pub(crate) fn run(
     } else {
         publisher.flush(plan.flush_timeout).err().map(|e| format!("flush: {e}"))
     };
+    let calls = publisher.calls();
     drop(publisher);
-    WorkerResult { recorded: recorder.take(), send_delay, send_delay_seconds, first_send, intended: measured, problem }
+    WorkerResult {
+        recorded: recorder.take(),
+        send_delay,
+        send_delay_seconds,
+        first_send,
+        intended: measured,
+        problem,
+        calls,
+    }
 }

@@ -145,6 +145,9 @@ pub fn markdown(result: &CapacityResult) -> String {
             c.consumed_msgs_per_sec.map(count).unwrap_or_else(|| "–".into()),
         );
     }
+    if let Some(section) = super::paths::capacity_markdown(result) {
+        let _ = writeln!(md, "\n{section}");
+    }
     if let Some(s) = &result.sizing {
         let _ = writeln!(md, "\n## Sizing\n");
         let _ = writeln!(

@@ -114,7 +114,11 @@ pub fn render(result: &SweepResult) -> String {
             );
         }
     }
-    h.push_str("</ul><h2>Capacity advice</h2><ul>");
+    h.push_str("</ul>");
+    if let Some(section) = super::paths::html(result) {
+        h.push_str(&section);
+    }
+    h.push_str("<h2>Capacity advice</h2><ul>");
     for a in &analysis.advice {
         let _ = write!(h, "<li>{}</li>", escape(a));
     }

@@ -148,6 +148,9 @@ pub fn render(result: &SweepResult) -> String {
         }
     }
 
+    if let Some(section) = super::paths::markdown(result) {
+        let _ = writeln!(md, "{section}");
+    }
     let _ = writeln!(md, "## Capacity advice\n");
     for a in &analysis.advice {
         let _ = writeln!(md, "- {a}");

@@ -330,6 +330,105 @@ impl Scalar {
     }
 }
 
+/// Which path the load takes: librdkafka straight to Kafka, a Dapr pluggable pub/sub
+/// component over its Unix socket (as daprd drives it), or a Dapr sidecar's HTTP publish API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TargetKind {
+    /// librdkafka producers straight to the brokers.
+    Direct,
+    /// The pluggable component's gRPC interface over its socket (`--socket` or `--spawn-bridge`).
+    Component,
+    /// A Dapr sidecar's HTTP publish and bulk publish API (`--dapr-http`).
+    Dapr,
+}
+
+impl FromStr for TargetKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "direct" | "kafka" => Ok(TargetKind::Direct),
+            "component" | "bridge" => Ok(TargetKind::Component),
+            "dapr" | "daprd" => Ok(TargetKind::Dapr),
+            other => Err(Error::invalid(format!("target `{other}` is unknown: use direct, component or dapr"))),
+        }
+    }
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TargetKind::Direct => "direct",
+            TargetKind::Component => "component",
+            TargetKind::Dapr => "dapr",
+        })
+    }
+}
+
+/// How a component or dapr target publishes: `unary:N` (N concurrent `Publish` calls per
+/// producer, what daprd does for a component without `BULK_PUBSUB`), `bulk:ExC` (`BulkPublish`
+/// calls of up to E entries, C of them concurrent). `native` is the direct target's own
+/// producer (the only value a direct step takes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PublishMode {
+    /// The direct target's librdkafka producer.
+    Native,
+    /// Unary calls, this many concurrent.
+    Unary(u32),
+    /// Bulk calls of up to `entries` entries, `calls` concurrent.
+    Bulk {
+        /// Entries per call, at most.
+        entries: u32,
+        /// Concurrent calls.
+        calls: u32,
+    },
+}
+
+impl PublishMode {
+    /// Calls in flight at most, and entries per call at most.
+    pub fn shape(self) -> (u32, u32) {
+        match self {
+            PublishMode::Native => (1, 1),
+            PublishMode::Unary(n) => (n, 1),
+            PublishMode::Bulk { entries, calls } => (calls, entries),
+        }
+    }
+}
+
+impl FromStr for PublishMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let t = s.trim().to_ascii_lowercase();
+        let bad = || Error::invalid(format!("publish mode `{s}` is not native, unary:N or bulk:ExC (e.g. bulk:100x4)"));
+        let count = |v: &str| match v.trim().replace('_', "").parse::<u32>() {
+            Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+            _ => Err(Error::invalid(format!("publish mode `{s}`: counts must be 1..=100000"))),
+        };
+        if t == "native" {
+            return Ok(PublishMode::Native);
+        }
+        if let Some(n) = t.strip_prefix("unary:") {
+            return Ok(PublishMode::Unary(count(n)?));
+        }
+        if let Some(rest) = t.strip_prefix("bulk:") {
+            let (e, c) = rest.split_once('x').unwrap_or((rest, "1"));
+            return Ok(PublishMode::Bulk { entries: count(e)?, calls: count(c)? });
+        }
+        Err(bad())
+    }
+}
+
+impl fmt::Display for PublishMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishMode::Native => f.write_str("native"),
+            PublishMode::Unary(n) => write!(f, "unary:{n}"),
+            PublishMode::Bulk { entries, calls } => write!(f, "bulk:{entries}x{calls}"),
+        }
+    }
+}
+
 macro_rules! serde_as_text {
     ($($ty:ty),*) => {$(
         impl Serialize for $ty {
@@ -345,7 +444,7 @@ macro_rules! serde_as_text {
     )*};
 }
 
-serde_as_text!(Compression, Acks, Rate, Count, Keys);
+serde_as_text!(Compression, Acks, Rate, Count, Keys, TargetKind, PublishMode);
 
 /// Human-readable durations (`500ms`, `2s`) in scenario and result files.
 pub mod human_duration {
@@ -415,6 +514,18 @@ mod tests {
         assert_eq!("auto".parse::<Count>().unwrap(), Count::Auto);
         assert_eq!("3".parse::<Count>().unwrap().or(1), 3);
         assert!("0".parse::<Count>().is_err());
+    }
+
+    #[test]
+    fn target_and_publish_spellings() {
+        assert_eq!("direct".parse::<TargetKind>().unwrap(), TargetKind::Direct);
+        assert_eq!("Component".parse::<TargetKind>().unwrap().to_string(), "component");
+        assert!("grpc".parse::<TargetKind>().unwrap_err().to_string().contains("direct, component or dapr"));
+        assert_eq!("unary:100".parse::<PublishMode>().unwrap(), PublishMode::Unary(100));
+        assert_eq!("bulk:100x4".parse::<PublishMode>().unwrap(), PublishMode::Bulk { entries: 100, calls: 4 });
+        assert_eq!("bulk:50".parse::<PublishMode>().unwrap().to_string(), "bulk:50x1");
+        assert!("unary:0".parse::<PublishMode>().unwrap_err().to_string().contains("1..=100000"));
+        assert!("batch".parse::<PublishMode>().unwrap_err().to_string().contains("bulk:ExC"));
     }
 
     #[test]

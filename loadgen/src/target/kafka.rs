@@ -24,7 +24,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
 use super::mock::MockKafka;
-use super::{Publisher, Sent, Target, TargetInfo, TopicSpec};
+use super::{PhaseHooks, Publisher, Sent, Target, TargetInfo, TopicSpec};
 use crate::driver::{Recorder, Stamp};
 use crate::error::{Error, Result};
 use crate::scenario::{Scenario, StepConfig};
@@ -273,6 +273,13 @@ impl Target for DirectKafka {
         Ok(Box::new(KafkaPublisher { producer, topic: topic.to_owned() }))
     }
 
+    fn phase_hooks(&self) -> Option<&dyn PhaseHooks> {
+        self.stall.is_some().then_some(self as &dyn PhaseHooks)
+    }
+}
+
+/// `--inject-stall`: fault injection into the embedded cluster, outside the load interface.
+impl PhaseHooks for DirectKafka {
     fn measured_phase_started(&self) {
         let (Some(stall), Topics::Embedded(cluster)) = (self.stall, &self.topics) else { return };
         let cluster = Arc::clone(cluster);
