@@ -249,36 +249,48 @@ async fn main() {
         ("BulkPublish ×1000 ×8, 100 B vs librdkafka (msg/s)", vec![], vec![], 0.8),
         ("PullMessages drain vs librdkafka consumer (msg/s)", vec![], vec![], 0.7),
     ];
+    // ROWS=0,3 measures only those rows (0-based).
+    let only: Option<Vec<usize>> =
+        std::env::var("ROWS").ok().map(|r| r.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+    let on = |row: usize| only.as_ref().is_none_or(|o| o.contains(&row));
     for round in 0..rounds {
         eprintln!("round {} of {rounds}", round + 1);
         // ack→next with one message in flight.
-        let group = unique("one");
-        let mut one = Daprd::connect(bridge.socket(), Some(&group)).await;
-        one.init(&[
-            ("brokers", &bootstrap),
-            ("consumerGroup", &group),
-            ("initialOffset", "oldest"),
-            ("maxInFlightPerStream", "1"),
-        ])
-        .await
-        .unwrap();
-        rows[0].1.push(ping_pong(&mut one, &backlog, 2000).await);
-        rows[0].2.push(ping_pong(&mut noop, "noop", 2000).await);
+        if on(0) {
+            let group = unique("one");
+            let mut one = Daprd::connect(bridge.socket(), Some(&group)).await;
+            one.init(&[
+                ("brokers", &bootstrap),
+                ("consumerGroup", &group),
+                ("initialOffset", "oldest"),
+                ("maxInFlightPerStream", "1"),
+            ])
+            .await
+            .unwrap();
+            rows[0].1.push(ping_pong(&mut one, &backlog, 2000).await);
+            rows[0].2.push(ping_pong(&mut noop, "noop", 2000).await);
+        }
         // 100 concurrent unary Publish.
-        rows[1].1.push(concurrent_publish(&publisher, &topic, 100).await);
-        rows[1].2.push(concurrent_publish(&noop, &topic, 100).await);
+        if on(1) {
+            rows[1].1.push(concurrent_publish(&publisher, &topic, 100).await);
+            rows[1].2.push(concurrent_publish(&noop, &topic, 100).await);
+        }
         // BulkPublish against librdkafka producing directly.
-        rows[2].1.push(bulk_publish(&publisher, &topic, 160).await);
-        let (b, t) = (bootstrap.clone(), topic.clone());
-        rows[2].2.push(tokio::task::spawn_blocking(move || direct_produce(&b, &t, 160_000)).await.unwrap());
+        if on(2) {
+            rows[2].1.push(bulk_publish(&publisher, &topic, 160).await);
+            let (b, t) = (bootstrap.clone(), topic.clone());
+            rows[2].2.push(tokio::task::spawn_blocking(move || direct_produce(&b, &t, 160_000)).await.unwrap());
+        }
         // Drain of the backlog.
-        rows[3].1.push(bridge_drain(bridge.socket(), &bootstrap, &backlog, drain_count).await);
-        let (b, t) = (bootstrap.clone(), backlog.clone());
-        rows[3].2.push(tokio::task::spawn_blocking(move || direct_drain(&b, &t, drain_count)).await.unwrap());
+        if on(3) {
+            rows[3].1.push(bridge_drain(bridge.socket(), &bootstrap, &backlog, drain_count).await);
+            let (b, t) = (bootstrap.clone(), backlog.clone());
+            rows[3].2.push(tokio::task::spawn_blocking(move || direct_drain(&b, &t, drain_count)).await.unwrap());
+        }
     }
     println!("| row | bridge | anchor | ratio | target |");
     println!("|---|---|---|---|---|");
-    for (name, bridge_rates, anchor_rates, target) in rows {
+    for (name, bridge_rates, anchor_rates, target) in rows.into_iter().filter(|r| !r.1.is_empty()) {
         let (b, a) = (median(bridge_rates), median(anchor_rates));
         println!("| {name} | {b:.0} | {a:.0} | {:.2} | ≥ {target} |", b / a);
     }
