@@ -58,6 +58,8 @@ pub(crate) enum Event {
     DeadLettered { partition: i32, offset: i64, epoch: u64, outcome: Result<(), String> },
     /// daprd closed its side of the stream: no more acks will come.
     InboundClosed,
+    /// Something is waiting in one of librdkafka's queues.
+    Wake,
 }
 
 /// A stream that opened; [`Opened::established`] hands it over once it has taken stock of
@@ -210,6 +212,9 @@ impl Subscriptions {
             outbox: Mutex::default(),
             unsaved: Mutex::default(),
             reported: Mutex::default(),
+            wake: events_tx.clone(),
+            queues: Mutex::default(),
+            to_split: Mutex::default(),
             partitions_at_start: OnceLock::new(),
             topic_missing: AtomicBool::new(false),
         });
@@ -295,12 +300,18 @@ struct ConsumerFactory {
 }
 
 impl ConsumerFactory {
-    fn create(&self) -> Result<BaseConsumer<StreamContext>> {
-        let consumer =
+    fn create(&self) -> Result<Arc<BaseConsumer<StreamContext>>> {
+        let mut consumer =
             BaseConsumer::from_config_and_context(&self.config, StreamContext { shared: self.shared.clone() })
                 .map_err(|e| Error::kafka("creating the consumer", e))?;
+        // Rebalances, errors and not-yet-split messages arrive on the main queue: wake the
+        // worker for them too.
+        let wake = self.shared.wake.clone();
+        consumer.set_nonempty_callback(move || {
+            let _ = wake.try_send(Event::Wake);
+        });
         consumer.subscribe(&[&self.topic]).map_err(|e| Error::kafka(format!("subscribing to `{}`", self.topic), e))?;
-        Ok(consumer)
+        Ok(Arc::new(consumer))
     }
 }
 
@@ -354,7 +365,7 @@ fn take_stock(
 }
 
 /// The stream thread: runs the consumer; after a fatal error, builds a new one with backoff.
-fn run_stream(consumer: BaseConsumer<StreamContext>, make: &ConsumerFactory, cancel: &CancellationToken) {
+fn run_stream(consumer: Arc<BaseConsumer<StreamContext>>, make: &ConsumerFactory, cancel: &CancellationToken) {
     let shared = &make.shared;
     shared.labels.stream_open(1.0);
     let mut consumer = Some(consumer);

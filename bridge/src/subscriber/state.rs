@@ -152,6 +152,8 @@ pub(crate) struct StreamState {
     in_flight: usize,
     held: usize,
     live: std::sync::Arc<LiveEpochs>,
+    /// Rotates the partition served first.
+    next_first: usize,
 }
 
 impl StreamState {
@@ -163,6 +165,7 @@ impl StreamState {
             in_flight: 0,
             held: 0,
             live: std::sync::Arc::default(),
+            next_first: 0,
         }
     }
 
@@ -241,10 +244,19 @@ impl StreamState {
             self.settings.max_delivery_bytes,
             self.settings.dead_letter_topic.is_some(),
         );
-        // Round-robin over partitions so one busy partition does not starve the others.
+        // Round-robin over partitions so one busy partition does not starve the others; the
+        // first partition served changes each time, or with one message in flight the lowest
+        // partition would always win.
+        let order: Vec<i32> = {
+            let keys: Vec<i32> = self.partitions.keys().copied().collect();
+            let start = if keys.is_empty() { 0 } else { self.next_first % keys.len() };
+            self.next_first = self.next_first.wrapping_add(1);
+            keys[start..].iter().chain(&keys[..start]).copied().collect()
+        };
         loop {
             let mut delivered_any = false;
-            for (&partition, state) in &mut self.partitions {
+            for &partition in &order {
+                let Some(state) = self.partitions.get_mut(&partition) else { continue };
                 if self.in_flight >= stream_limit {
                     return out;
                 }
@@ -438,6 +450,17 @@ impl StreamState {
         }
     }
 
+    /// Whether to take another message of `partition` out of librdkafka's partition queue:
+    /// its share of the prefetch is not full and it is not blocked. Messages left in
+    /// librdkafka stay there (bounded by `queued.max.messages.kbytes`), with no pause.
+    pub(crate) fn wants_more(&self, partition: i32) -> bool {
+        let Some(state) = self.partitions.get(&partition) else { return false };
+        let stream_limit = self.settings.max_in_flight_per_stream.max(MIN_PREFETCH);
+        let partition_limit = self.settings.max_in_flight_per_partition.max(MIN_PREFETCH);
+        let share = (stream_limit / self.partitions.len().max(1)).clamp(8, partition_limit);
+        state.block.is_none() && state.held.len() + 1 < share && self.held + 1 < stream_limit
+    }
+
     /// Partitions to pause and to resume in librdkafka so fetching matches the prefetch;
     /// the state records them as done.
     pub(crate) fn fetch_changes(&mut self) -> (Vec<i32>, Vec<i32>) {
@@ -465,11 +488,6 @@ impl StreamState {
     /// Messages delivered and not acked, and messages held, in the whole stream.
     pub(crate) fn counts(&self) -> (usize, usize) {
         (self.in_flight, self.held)
-    }
-
-    /// Whether the stream has as many messages in flight as it may.
-    pub(crate) fn is_full(&self) -> bool {
-        self.in_flight >= self.settings.max_in_flight_per_stream
     }
 
     /// Delivered-and-un-acked plus held messages: what the stream holds in memory.

@@ -32,13 +32,14 @@
 //! consumer. That drain happens once: the revoke that closing triggers only commits.
 //! Whatever was not acked is delivered again later, by this group.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use dapr_kafka_proto::components::PullMessagesResponse;
 use rdkafka::client::ClientContext;
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
@@ -82,6 +83,15 @@ pub(crate) struct Shared {
     pub(crate) unsaved: Mutex<HashMap<i32, i64>>,
     /// Gauge values this stream last reported, to report deltas (several streams share labels).
     pub(crate) reported: Mutex<Gauges>,
+    /// Wakes the worker (acks come this way too): librdkafka's queues call it when they
+    /// become non-empty.
+    pub(crate) wake: async_mpsc::Sender<Event>,
+    /// One librdkafka queue per assigned partition: messages wait there (librdkafka keeps
+    /// fetching up to its queue bounds) until the stream has room for them.
+    pub(crate) queues: Mutex<BTreeMap<i32, PartitionQueue<StreamContext>>>,
+    /// Partitions assigned whose queue is not split off yet (the rebalance callback cannot
+    /// split: that needs the consumer's `Arc`).
+    pub(crate) to_split: Mutex<Vec<i32>>,
     /// The topic's partitions when the stream opened (empty if the topic did not exist). A
     /// partition outside it appeared later: everything in it was written after the
     /// subscription began, so without a committed offset it starts at the beginning.
@@ -201,6 +211,8 @@ impl ConsumerContext for StreamContext {
                 shared.labels.rebalance("assign", partitions.len());
                 let assigned = if cooperative { consumer.incremental_assign(list) } else { consumer.assign(list) };
                 let _ = consumer.resume(list);
+                lock(&shared.to_split).extend(&partitions);
+                let _ = shared.wake.try_send(Event::Wake);
                 assigned
             }
             other => {
@@ -318,6 +330,7 @@ impl Shared {
                 lock(&self.state).dead_lettered(partition, offset, epoch, outcome.map_err(|_| ()), now);
             }
             Event::InboundClosed => self.inbound_closed.store(true, Ordering::Release),
+            Event::Wake => {}
         }
     }
 
@@ -511,6 +524,47 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Takes the queue of every newly assigned partition out of the consumer's main queue,
+    /// with a callback that wakes the worker when messages arrive in it.
+    fn split_queues(&self, consumer: &Arc<BaseConsumer<StreamContext>>) {
+        let pending = std::mem::take(&mut *lock(&self.to_split));
+        for partition in pending {
+            if let Some(mut queue) = consumer.split_partition_queue(&self.topic, partition) {
+                let wake = self.wake.clone();
+                queue.set_nonempty_callback(move || {
+                    let _ = wake.try_send(Event::Wake);
+                });
+                lock(&self.queues).insert(partition, queue);
+            }
+        }
+    }
+
+    /// Moves messages from the partition queues into the stream's prefetch, as far as it has
+    /// room. Returns an error that needs a new consumer.
+    fn fill(&self) -> Option<KafkaError> {
+        let queues = lock(&self.queues);
+        for (&partition, queue) in queues.iter() {
+            while lock(&self.state).wants_more(partition) {
+                match queue.poll(Duration::ZERO) {
+                    Some(Ok(message)) => {
+                        lock(&self.state).fetched(Fetched::from_kafka(&message, self.escape_headers));
+                    }
+                    Some(Err(error)) => {
+                        if survivable(&error).is_none() {
+                            return Some(error);
+                        }
+                        tracing::warn!(stream = %self.stream, partition, %error, "partition error; retrying underneath");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+        None
+    }
+}
+
 /// How one consumer's run ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -542,7 +596,12 @@ fn survivable(error: &KafkaError) -> Option<&'static str> {
 
 /// Runs the stream on `consumer` until it is cancelled, daprd goes away, or the consumer
 /// fails fatally.
-pub(crate) fn run(consumer: &BaseConsumer<StreamContext>, shared: &Shared, cancel: &CancellationToken) -> Outcome {
+///
+/// Event-driven: the loop sleeps on one channel that acks, dead-letter outcomes and
+/// librdkafka's "queue not empty" callbacks all wake, so an ack releases the next message
+/// (already prefetched) at once and a fetch is acted on when it lands. Without events it
+/// still wakes every 100 ms to serve the consumer's main queue (rebalances, errors).
+pub(crate) fn run(consumer: &Arc<BaseConsumer<StreamContext>>, shared: &Shared, cancel: &CancellationToken) -> Outcome {
     let mut last_commit = Instant::now();
     let mut last_error: Option<String> = None;
     loop {
@@ -550,6 +609,12 @@ pub(crate) fn run(consumer: &BaseConsumer<StreamContext>, shared: &Shared, cance
             return Outcome::Finished;
         }
         shared.apply_pending();
+        shared.split_queues(consumer);
+        if let Some(error) = shared.fill() {
+            tracing::error!(stream = %shared.stream, %error, "fatal consumer error: building a new consumer");
+            shared.labels.stream_error("fatal");
+            return Outcome::Rebuild;
+        }
         if !shared.deliver() {
             shared.inbound_closed.store(true, Ordering::Release);
             return Outcome::Finished;
@@ -560,31 +625,10 @@ pub(crate) fn run(consumer: &BaseConsumer<StreamContext>, shared: &Shared, cance
             shared.commit(consumer, None);
             last_commit = Instant::now();
         }
-        // Wait for whatever can make progress. When the stream is full (or paused), only an
-        // ack can: wait on the ack channel so it is acted on at once, then service the
-        // consumer without blocking (rebalances, heartbeats-by-poll). Otherwise wait on Kafka.
-        // Responses waiting in the outbox need the channel to drain: look again soon.
-        let (full, flow_paused, next_redelivery) = {
-            let state = lock(&shared.state);
-            (state.is_full() || *shared.paused.borrow(), state.fetch_paused() > 0, state.next_redelivery())
-        };
-        let outbox_waiting = !lock(&shared.outbox).is_empty();
-        let mut timeout = if outbox_waiting {
-            Duration::from_millis(1)
-        } else if flow_paused {
-            Duration::from_millis(5)
-        } else {
-            Duration::from_millis(50)
-        };
-        if let Some(at) = next_redelivery {
-            timeout = timeout.min(at.saturating_duration_since(Instant::now()));
-        }
-        if full {
-            shared.wait_for_event(timeout.min(Duration::from_millis(20)));
-            timeout = Duration::ZERO;
-        }
+        // The main queue: rebalance callbacks, errors, and messages of partitions whose queue
+        // is not split off yet. Never waits here.
         let mut polled = 0;
-        let mut next = consumer.poll(timeout);
+        let mut next = consumer.poll(Duration::ZERO);
         while let Some(result) = next {
             match result {
                 Ok(message) => {
@@ -613,18 +657,33 @@ pub(crate) fn run(consumer: &BaseConsumer<StreamContext>, shared: &Shared, cance
                 }
             }
             polled += 1;
-            // Take what is already fetched without waiting, up to a bound.
             next = if polled < 256 { consumer.poll(Duration::ZERO) } else { None };
         }
+        if polled > 0 || !lock(&shared.to_split).is_empty() {
+            continue; // something changed: act on it before sleeping
+        }
+        // Sleep until an event, the next redelivery, the next commit, or the main-queue
+        // service interval. Responses waiting for room in the response channel: look again soon.
+        let mut timeout = Duration::from_millis(100);
+        if !lock(&shared.outbox).is_empty() {
+            timeout = Duration::from_millis(1);
+        }
+        if let Some(at) = lock(&shared.state).next_redelivery() {
+            timeout = timeout.min(at.saturating_duration_since(Instant::now()));
+        }
+        timeout = timeout.min(shared.commit_interval.saturating_sub(last_commit.elapsed()));
+        shared.wait_for_event(timeout);
     }
 }
 
 /// Ends a consumer's membership: drains acks once, commits, leaves the group.
-pub(crate) fn close(consumer: BaseConsumer<StreamContext>, shared: &Shared) {
+pub(crate) fn close(consumer: Arc<BaseConsumer<StreamContext>>, shared: &Shared) {
     tracing::info!(stream = %shared.stream, "stream ending: draining acks and committing");
     if !shared.drain_and_commit(&consumer, None) {
         tracing::warn!(stream = %shared.stream, "final commit failed: un-committed acked messages will be delivered again");
     }
+    // The partition queues hold the consumer too: let them go first.
+    lock(&shared.queues).clear();
     shared.closing.store(true, Ordering::Release);
     consumer.unsubscribe();
     drop(consumer);
@@ -633,7 +692,9 @@ pub(crate) fn close(consumer: BaseConsumer<StreamContext>, shared: &Shared) {
 
 /// Forgets a dead consumer's partitions (it cannot commit; their un-acked and un-committed
 /// messages are delivered again by whoever gets them next).
-pub(crate) fn abandon(consumer: BaseConsumer<StreamContext>, shared: &Shared) {
+pub(crate) fn abandon(consumer: Arc<BaseConsumer<StreamContext>>, shared: &Shared) {
+    lock(&shared.queues).clear();
+    lock(&shared.to_split).clear();
     let partitions = lock(&shared.state).assigned();
     lock(&shared.state).revoke(&partitions);
     lock(&shared.outbox).clear();
