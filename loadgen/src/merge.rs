@@ -48,9 +48,10 @@ const FAILED: &str = "failed";
 
 /// Runs `merge`: writes the merged report and prints where.
 pub fn command(args: &MergeArgs) -> Result<SweepResult> {
-    let out = args.out.clone().unwrap_or_else(|| {
-        args.dirs[0].parent().map(Path::to_path_buf).unwrap_or_default().join("merged")
-    });
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.dirs[0].parent().map(Path::to_path_buf).unwrap_or_default().join("merged"));
     let result = merge(&args.dirs, &out)?;
     println!("{}", report::markdown::render(&result));
     println!("merged {} workers: {}", args.dirs.len(), out.display());
@@ -182,8 +183,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<SweepResult> {
     }
     scenario.name = format!("{} ({} workers, merged)", scenario.name, workers.len());
     if let Some(n) = scenario.phases.messages {
-        scenario.phases.messages =
-            Some(n.max(workers.iter().filter_map(|(_, w)| w.scenario.phases.messages).sum()));
+        scenario.phases.messages = Some(n.max(workers.iter().filter_map(|(_, w)| w.scenario.phases.messages).sum()));
     }
     let result = SweepResult {
         format: sweep::FORMAT.into(),
@@ -231,7 +231,11 @@ fn merge_step(parts: &[(&Path, &StepResult)], out: &Path) -> Result<StepResult> 
         }
         if step.measurement.is_some() {
             let name = step.histogram_log.as_deref().ok_or_else(|| {
-                Error::invalid(format!("{}: step {} has no .hlog: its histograms cannot be added", dir.display(), step.index))
+                Error::invalid(format!(
+                    "{}: step {} has no .hlog: its histograms cannot be added",
+                    dir.display(),
+                    step.index
+                ))
             })?;
             let one = read_step_log(&dir.join(name))?;
             starts.extend(one.start);

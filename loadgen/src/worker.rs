@@ -20,8 +20,8 @@
 //! [`crate::merge`] adds them up.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args as ClapArgs;
@@ -141,15 +141,16 @@ impl WorkerArgs {
             return Err(Error::invalid(format!("--worker-index {index} is not below --workers {count}")));
         }
         let spec = self.start_at.as_deref().ok_or_else(|| {
-            Error::invalid("worker mode needs --start-at (LOADGEN_START_AT): the shared start, RFC 3339 or unix seconds")
+            Error::invalid(
+                "worker mode needs --start-at (LOADGEN_START_AT): the shared start, RFC 3339 or unix seconds",
+            )
         })?;
         let start_at = parse_start_at(spec)?;
         let run_id = match &self.run_id {
             Some(r) => r.clone(),
             None => start_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).to_string(),
         };
-        if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
+        if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
             return Err(Error::invalid(format!("--run-id `{run_id}` must be letters, digits, `-`, `_` or `.`")));
         }
         Ok(Some(Plan { shard: Shard { index, count }, start_at, run_id, step_gap: self.step_gap }))
@@ -342,6 +343,31 @@ mod tests {
         let owned: Vec<u32> = (0..10).filter(|&k| Shard { index: 1, count: 3 }.owns_key(k)).collect();
         assert_eq!(owned, vec![1, 4, 7]);
         assert_ne!(Shard { index: 0, count: 2 }.seed(42), Shard { index: 1, count: 2 }.seed(42));
+    }
+
+    #[test]
+    fn the_command_line_reaches_worker_mode_and_merge() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "kafka-loadgen",
+            "sweep",
+            "--worker-index",
+            "2",
+            "--workers",
+            "3",
+            "--start-at",
+            "2030-01-01T00:00:00Z",
+            "--run-id",
+            "r1",
+        ])
+        .unwrap();
+        let crate::cli::Command::Sweep(args) = cli.command else { panic!("sweep") };
+        let plan = args.worker.plan().unwrap().unwrap();
+        assert_eq!((plan.shard, plan.run_id.as_str()), (Shard { index: 2, count: 3 }, "r1"));
+        let cli = crate::cli::Cli::try_parse_from(["kafka-loadgen", "merge", "a", "b", "--out", "m"]).unwrap();
+        let crate::cli::Command::Merge(m) = cli.command else { panic!("merge") };
+        assert_eq!(m.dirs.len(), 2);
+        assert!(crate::cli::Cli::try_parse_from(["kafka-loadgen", "merge"]).is_err());
     }
 
     #[test]

@@ -116,11 +116,9 @@ async fn three_workers_merge_into_the_percentiles_of_their_union() {
 
         let m = step.measurement.as_ref().unwrap();
         let log = step.histogram_log.as_deref().unwrap();
-        for (tag, reported) in [
-            ("publish", Some(m.publish_latency)),
-            ("end-to-end", m.end_to_end_latency),
-            ("send-delay", m.send_delay),
-        ] {
+        for (tag, reported) in
+            [("publish", Some(m.publish_latency)), ("end-to-end", m.end_to_end_latency), ("send-delay", m.send_delay)]
+        {
             // The union, added here from the workers' own files.
             let mut union = histogram::new();
             for (w, r) in workers.iter().zip(&results) {
