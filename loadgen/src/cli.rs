@@ -50,6 +50,9 @@ pub enum Command {
         /// Topic name.
         topic: String,
     },
+    /// Merge the result directories of distributed workers (worker mode) into one report:
+    /// histograms are added from their `.hlog` files, so the percentiles are exact.
+    Merge(crate::merge::MergeArgs),
     /// Compare two results side by side (Markdown on stdout).
     Compare {
         /// Baseline `results.json`.
@@ -162,6 +165,10 @@ pub struct SweepArgs {
     /// Component target: deadline of reflection, `Init` and `Features` (daprd's default is 5s).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub init_timeout: Duration,
+    /// Worker mode (distributed load): `--worker-index`, `--workers`, `--start-at`, `--run-id`,
+    /// `--step-gap` (see `crate::worker`).
+    #[command(flatten)]
+    pub worker: crate::worker::WorkerArgs,
 }
 
 /// `capacity` flags: every `sweep` flag (the `--rate` dimension is replaced by the search),

@@ -29,6 +29,8 @@
 //! | [`sizing`] | partitions, producers, broker network and disk from a target rate; the USL fit |
 //! | [`analysis`] | a sweep's answer, best settings, trade-off, per-dimension effects, advice |
 //! | [`report`] | JSON, CSV, Markdown, HTML, compare (with a significance test) |
+//! | [`worker`] | worker mode: one of N processes sharing a run (rate, keys, a shared start) |
+//! | [`merge`] | adds the workers' results and histograms into one report |
 //! | [`progress`] | the progress bar |
 //! | [`error`] | the one error type |
 
@@ -38,6 +40,7 @@ pub mod cli;
 pub mod driver;
 pub mod error;
 pub mod histogram;
+pub mod merge;
 pub mod payload;
 pub mod progress;
 pub mod report;
@@ -47,6 +50,7 @@ pub mod stats;
 pub mod sweep;
 pub mod target;
 pub mod verdict;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -80,6 +84,7 @@ pub fn run(command: Command) -> Result<()> {
             println!("{}\n{}", outputs.markdown.display(), outputs.html.display());
             Ok(())
         }
+        Command::Merge(args) => merge::command(&args).map(drop),
         Command::CreateTopic { brokers, partitions, topic } => {
             let spec = target::TopicSpec { partitions, replication_factor: 1, min_insync_replicas: 1 };
             DirectKafka::connect(&brokers, std::time::Duration::from_secs(10))?.create_topic(&topic, &spec).map(drop)
@@ -105,6 +110,15 @@ pub fn sweep_command(args: &SweepArgs) -> Result<sweep::SweepResult> {
     let scenario = args.scenario()?;
     scenario.validate()?;
     let target = target_of(args, &scenario)?;
+    if let Some(plan) = args.worker.plan()? {
+        let out = args.out.clone().unwrap_or_else(|| {
+            PathBuf::from("loadgen-results").join(format!("worker-{}-{}", plan.run_id, plan.shard.index))
+        });
+        let progress = progress::Progress::new(&scenario, args.no_progress);
+        let result = worker::run(target.as_ref(), &scenario, &plan, &out, &progress)?;
+        println!("worker {} of {}: {}", plan.shard.index, plan.shard.count, out.display());
+        return Ok(result);
+    }
     let out = args.out.clone().unwrap_or_else(|| default_out("sweep"));
     let progress = progress::Progress::new(&scenario, args.no_progress);
     let (result, outputs) = sweep::run(target.as_ref(), &scenario, &out, &progress)?;
@@ -188,6 +202,11 @@ fn default_out(kind: &str) -> PathBuf {
 /// Runs `capacity`: validates, prints the plan, searches, writes `capacity.json` and the
 /// reports, and prints the one-sentence answer.
 pub fn capacity_command(args: &CapacityArgs) -> Result<capacity::CapacityResult> {
+    if args.sweep.worker.plan()?.is_some() {
+        return Err(Error::invalid(
+            "worker mode runs `sweep` only: a capacity search cannot be split across processes",
+        ));
+    }
     let scenario = args.sweep.scenario()?;
     scenario.validate()?;
     let spec = capacity::SearchSpec {

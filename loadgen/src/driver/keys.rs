@@ -19,7 +19,13 @@ pub(crate) struct KeyChooser {
 
 impl KeyChooser {
     pub(crate) fn new(kind: Keys, seed: u64) -> KeyChooser {
-        let keys = (0..kind.count()).map(|i| format!("key-{i:08}").into_bytes()).collect();
+        // In worker mode a round-robin or uniform key space is split into disjoint slices
+        // (the union is all K); a Zipf draw keeps the whole space (crate::worker).
+        let shard = crate::worker::current().filter(|_| matches!(kind, Keys::RoundRobin(_) | Keys::Uniform(_)));
+        let keys: Vec<Vec<u8>> = (0..kind.count())
+            .filter(|&i| shard.is_none_or(|s| s.owns_key(i)))
+            .map(|i| format!("key-{i:08}").into_bytes())
+            .collect();
         let cdf = match kind {
             Keys::Zipf { keys, s_milli } => zipf_cdf(keys, s_milli as f64 / 1000.0),
             _ => Vec::new(),
@@ -31,8 +37,8 @@ impl KeyChooser {
     pub(crate) fn key(&mut self, message: u64) -> Option<&[u8]> {
         let i = match self.kind {
             Keys::None => return None,
-            Keys::RoundRobin(k) => (message % u64::from(k)) as usize,
-            Keys::Uniform(k) => self.rng.random_range(0..k as usize),
+            Keys::RoundRobin(_) => (message % self.keys.len() as u64) as usize,
+            Keys::Uniform(_) => self.rng.random_range(0..self.keys.len()),
             Keys::Zipf { .. } => {
                 let u: f64 = self.rng.random();
                 self.cdf.partition_point(|&c| c < u).min(self.keys.len() - 1)

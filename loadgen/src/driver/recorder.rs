@@ -39,13 +39,14 @@ impl Stamp {
     pub fn to_bytes(self) -> [u8; 16] {
         let mut bytes = [0u8; 16];
         bytes[..8].copy_from_slice(&self.0.to_le_bytes());
-        bytes[8..].copy_from_slice(b"loadgen\0");
+        // `loadgen\0`, or in worker mode this worker's own marker (crate::worker::marker).
+        bytes[8..].copy_from_slice(&crate::worker::marker());
         bytes
     }
 
     /// Reads a stamp back from a consumed payload.
     pub fn from_payload(payload: &[u8]) -> Option<Stamp> {
-        if payload.len() < 16 || &payload[8..16] != b"loadgen\0" {
+        if payload.len() < 16 || payload[8..16] != crate::worker::marker() {
             return None;
         }
         Some(Stamp(u64::from_le_bytes(payload[..8].try_into().ok()?)))
