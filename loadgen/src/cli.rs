@@ -50,6 +50,11 @@ pub enum Command {
         /// Topic name.
         topic: String,
     },
+    /// The subscribe side: drain a prepared backlog and deliver a live phase through a
+    /// component's PullMessages (ack behaviours serial, window=N, nack=P%) next to the direct
+    /// librdkafka consumer; delivery latency, drain rate, lag over time, redeliveries and
+    /// dead-lettered counts.
+    Drain(Box<crate::drain::DrainArgs>),
     /// Compare two results side by side (Markdown on stdout).
     Compare {
         /// Baseline `results.json`.

@@ -20,6 +20,7 @@
 //! | [`scenario`] | dimensions (declared once), the cartesian product, validation, librdkafka properties |
 //! | [`payload`] | payloads of a target compressibility (checked with zstd and lz4) |
 //! | [`target`] | the [`target::Target`] trait; direct Kafka and the in-process mock cluster |
+//! | [`drain`] | the subscribe side: backlog drain and live delivery through PullMessages vs the direct consumer |
 //! | [`driver`] | one step: open- and closed-loop load, intended-time stamps, keys, e2e consumer |
 //! | [`histogram`] | HdrHistogram recording, merging, percentiles, per-second interval logs |
 //! | [`stats`] | librdkafka's statistics over the measured phase |
@@ -35,6 +36,7 @@
 pub mod analysis;
 pub mod capacity;
 pub mod cli;
+pub mod drain;
 pub mod driver;
 pub mod error;
 pub mod histogram;
@@ -66,6 +68,7 @@ pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Sweep(args) => sweep_command(&args).map(|_| ()),
         Command::Capacity(args) => capacity_command(&args).map(|_| ()),
+        Command::Drain(args) => drain::drain_command(&args).map(|_| ()),
         Command::Report { result, out } => {
             let loaded = report::load(&result)?;
             let dir = out.unwrap_or_else(|| result.parent().map(PathBuf::from).unwrap_or_default());
