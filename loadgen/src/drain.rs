@@ -511,7 +511,13 @@ impl Tally {
         self.last_activity.elapsed() > limit
     }
 
-    fn into_run(self, run: &mut DrainRun, spec: &DrainSpec) {
+    fn into_run(mut self, run: &mut DrainRun, spec: &DrainSpec) {
+        // The series ends with the final state, whatever second it falls in.
+        let second = self.subscribed.elapsed().as_secs();
+        if self.lag.last().is_some_and(|l| l.second == second) {
+            self.lag.pop();
+        }
+        self.sample();
         run.first_delivery_seconds = self.first.map(|f| f.duration_since(self.subscribed).as_secs_f64());
         if let (Some(first), Some(drained)) = (self.first, self.drained) {
             let s = drained.duration_since(first).as_secs_f64().max(1e-6);
@@ -743,13 +749,15 @@ fn component_run(component: &ComponentTarget, spec: &DrainSpec, mode: AckMode, t
     if matches!(mode, AckMode::Nack(_)) {
         let expected = run.poison;
         run.dead_lettered = Some(count_topic(&bootstrap, &dlq, expected, Duration::from_secs(5))?);
-        let _ = kafka.delete_topic(&dlq);
     }
     Ok(run)
 }
 
 /// Runs the direct drain (unless `spec.direct` is false) and one component drain per ack
-/// behaviour, each on a fresh topic.
+/// behaviour, each on a fresh topic. The component runs' topics (and dead-letter topics) are
+/// left in place: the component still holds their subscriptions, and deleting a topic under a
+/// live subscription crashes the bridge on Tansu (SIGSEGV, seen while building this). Call
+/// [`cleanup`] once the component is gone.
 pub fn run(kafka: &DirectKafka, component: Option<&ComponentTarget>, spec: &DrainSpec) -> Result<DrainResult> {
     if spec.message_size < STAMP {
         return Err(Error::invalid(format!("--message-size must be at least {STAMP} B (the stamp)")));
@@ -788,8 +796,13 @@ pub fn run(kafka: &DirectKafka, component: Option<&ComponentTarget>, spec: &Drai
             r
         });
         run.notes.append(&mut notes);
-        if let Err(e) = kafka.delete_topic(&topic) {
-            run.notes.push(format!("topic not deleted: {e}"));
+        if let (true, Some(bridge)) = (run.status != "ok", component.and_then(ComponentTarget::spawned_bridge)) {
+            run.notes.push(bridge.post_mortem(8));
+        }
+        if mode.is_none() {
+            if let Err(e) = kafka.delete_topic(&topic) {
+                run.notes.push(format!("topic not deleted: {e}"));
+            }
         }
         runs.push(run);
     }
@@ -798,6 +811,22 @@ pub fn run(kafka: &DirectKafka, component: Option<&ComponentTarget>, spec: &Drai
         None => kafka.info(),
     };
     Ok(DrainResult { format: FORMAT.into(), spec: spec.clone(), target, started_at, runs })
+}
+
+/// Deletes the topics of `result`'s component runs (after the component stopped).
+pub fn cleanup(kafka: &DirectKafka, result: &mut DrainResult) {
+    for run in result.runs.iter_mut().filter(|r| r.path == "component") {
+        let mut topics = vec![run.topic.clone()];
+        if run.dead_lettered.is_some() {
+            topics.push(format!("{}-dlq", run.topic));
+        }
+        for topic in topics {
+            match kafka.delete_topic(&topic) {
+                Ok(()) => {}
+                Err(e) => run.notes.push(format!("topic {topic} not deleted: {e}")),
+            }
+        }
+    }
 }
 
 /// The spec of a command line.
@@ -855,7 +884,17 @@ pub fn drain_command(args: &DrainArgs) -> Result<DrainResult> {
         eprintln!("No --socket or --spawn-bridge: only the direct consumer runs.");
         None
     };
-    let result = run(&kafka, component.as_ref(), &spec)?;
+    let mut result = run(&kafka, component.as_ref(), &spec)?;
+    let spawned = component.as_ref().is_some_and(|c| c.spawned_bridge().is_some());
+    drop(component);
+    if spawned || args.socket.is_none() {
+        cleanup(&kafka, &mut result);
+    } else {
+        eprintln!(
+            "The component runs' topics are left in place: the component at --socket still subscribes to them \
+             (loadgen-drain-*)."
+        );
+    }
     let out = args.out.clone().unwrap_or_else(|| {
         let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string().replace(':', "-");
         PathBuf::from("loadgen-results").join(format!("drain-{stamp}"))

@@ -615,6 +615,11 @@ impl ComponentTarget {
         Ok(features)
     }
 
+    /// The bridge behind the socket, when the tool started it.
+    pub fn spawned_bridge(&self) -> Option<&SpawnedBridge> {
+        self.bridge.as_ref()
+    }
+
     /// The options it was connected with.
     pub fn options(&self) -> &ComponentOptions {
         &self.options
