@@ -167,6 +167,12 @@ pub struct SweepArgs {
     /// Component target: deadline of reflection, `Init` and `Features` (daprd's default is 5s).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub init_timeout: Duration,
+    /// Dapr target (`--target dapr`): daprd's HTTP address, loopback only (`127.0.0.1:3500`).
+    #[arg(long, env = "LOADGEN_DAPR_HTTP")]
+    pub dapr_http: Option<std::net::SocketAddr>,
+    /// Dapr target: the pub/sub Component's name in daprd.
+    #[arg(long, default_value = "pubsub")]
+    pub dapr_pubsub: String,
 }
 
 /// `capacity` flags: every `sweep` flag (the `--rate` dimension is replaced by the search),

@@ -174,8 +174,12 @@ fn target_of(args: &SweepArgs, scenario: &Scenario) -> Result<Box<dyn Target>> {
                 targets.push((kind, Box::new(ComponentTarget::connect(Arc::clone(&kafka), options, bridge)?)));
             }
             TargetKind::Dapr => {
-                return Err(Error::invalid(
-                    "--target dapr is not implemented in this build: publish through the component with --target component",
+                let address = args.dapr_http.ok_or_else(|| {
+                    Error::invalid("--target dapr needs --dapr-http ADDRESS (daprd's HTTP port, e.g. 127.0.0.1:3500)")
+                })?;
+                targets.push((
+                    kind,
+                    Box::new(target::dapr::DaprTarget::connect(Arc::clone(&kafka), address, &args.dapr_pubsub)?),
                 ));
             }
         }
