@@ -656,7 +656,10 @@ fn component_run(component: &ComponentTarget, spec: &DrainSpec, mode: AckMode, t
         let result = component.runtime().block_on(async {
             let (tx, rx) = tokio::sync::mpsc::channel::<PullMessagesRequest>(4096);
             let first = PullMessagesRequest {
-                topic: Some(Topic { name: topic.to_owned(), metadata: HashMap::from([("rawPayload".into(), "true".into())]) }),
+                topic: Some(Topic {
+                    name: topic.to_owned(),
+                    metadata: HashMap::from([("rawPayload".into(), "true".into())]),
+                }),
                 ack_message_id: String::new(),
                 ack_error: None,
             };
@@ -682,7 +685,9 @@ fn component_run(component: &ComponentTarget, spec: &DrainSpec, mode: AckMode, t
                         continue;
                     }
                     Ok(None) => return Err("the component ended the PullMessages stream".to_owned()),
-                    Ok(Some(Err(s))) => return Err(format!("PullMessages stream failed: {:?}: {}", s.code(), s.message())),
+                    Ok(Some(Err(s))) => {
+                        return Err(format!("PullMessages stream failed: {:?}: {}", s.code(), s.message()));
+                    }
                     Ok(Some(Ok(m))) => m,
                 };
                 let mut batch = vec![(tally.delivered(&first.data), first.id)];
@@ -863,7 +868,8 @@ pub fn drain_command(args: &DrainArgs) -> Result<DrainResult> {
         } else {
             None
         };
-        let socket = bridge.as_ref().map(|b| b.socket().to_owned()).or_else(|| args.socket.clone()).expect("one of them");
+        let socket =
+            bridge.as_ref().map(|b| b.socket().to_owned()).or_else(|| args.socket.clone()).expect("one of them");
         let mut metadata = Vec::new();
         for kv in &args.component_metadata {
             let (k, v) = kv
@@ -960,7 +966,11 @@ pub fn markdown(result: &DrainResult) -> String {
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.path,
             r.ack,
-            if r.status == "ok" { "ok".to_owned() } else { format!("**failed**: {}", r.failure.clone().unwrap_or_default()) },
+            if r.status == "ok" {
+                "ok".to_owned()
+            } else {
+                format!("**failed**: {}", r.failure.clone().unwrap_or_default())
+            },
             f(r.first_delivery_seconds, 2),
             f(r.drain_msgs_per_sec, 0),
             match (direct, r.drain_msgs_per_sec) {

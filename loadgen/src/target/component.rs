@@ -608,7 +608,11 @@ impl ComponentTarget {
                 .await
                 .map_err(|s| Error::Step(format!("component Init failed ({})", status_text(&s))))?;
             Ok::<_, Error>(
-                client.features(self.request(FeaturesRequest {}, timeout)).await.map(|a| a.into_inner().features).unwrap_or_default(),
+                client
+                    .features(self.request(FeaturesRequest {}, timeout))
+                    .await
+                    .map(|a| a.into_inner().features)
+                    .unwrap_or_default(),
             )
         })?;
         *self.features.lock().unwrap_or_else(|e| e.into_inner()) = features.clone();

@@ -97,10 +97,16 @@ impl Target for DaprTarget {
         let mut notes = vec![format!(
             "through daprd: the swept producer settings ({}) do not reach the component; its Component resource \
              applies",
-            super::component::bridge_metadata(step).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+            super::component::bridge_metadata(step)
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         )];
         if matches!(step.publish, PublishMode::Bulk { .. }) {
-            notes.push("bulk over HTTP: entries whose payload is not UTF-8 fail as NotUtf8 (JSON cannot carry them)".into());
+            notes.push(
+                "bulk over HTTP: entries whose payload is not UTF-8 fail as NotUtf8 (JSON cannot carry them)".into(),
+            );
         }
         Ok(notes)
     }
@@ -149,8 +155,9 @@ impl HttpSend {
         }
         let stream = tokio::net::TcpStream::connect(self.address).await.map_err(|_| "ConnectFailed".to_owned())?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|_| "HandshakeFailed".to_owned())?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| "HandshakeFailed".to_owned())?;
         tokio::spawn(connection);
         Ok(sender)
     }
@@ -178,7 +185,13 @@ fn key_query(key: &Option<String>) -> String {
     key.as_ref().map_or(String::new(), |k| {
         let encoded: String = k
             .bytes()
-            .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
             .collect();
         format!("&metadata.partitionKey={encoded}")
     })
