@@ -53,6 +53,11 @@ pub enum Command {
     /// Merge the result directories of distributed workers (worker mode) into one report:
     /// histograms are added from their `.hlog` files, so the percentiles are exact.
     Merge(crate::merge::MergeArgs),
+    /// The subscribe side: drain a prepared backlog and deliver a live phase through a
+    /// component's PullMessages (ack behaviours serial, window=N, nack=P%) next to the direct
+    /// librdkafka consumer; delivery latency, drain rate, lag over time, redeliveries and
+    /// dead-lettered counts.
+    Drain(Box<crate::drain::DrainArgs>),
     /// Compare two results side by side (Markdown on stdout).
     Compare {
         /// Baseline `results.json`.
@@ -169,6 +174,12 @@ pub struct SweepArgs {
     /// `--step-gap` (see `crate::worker`).
     #[command(flatten)]
     pub worker: crate::worker::WorkerArgs,
+    /// Dapr target (`--target dapr`): daprd's HTTP address, loopback only (`127.0.0.1:3500`).
+    #[arg(long, env = "LOADGEN_DAPR_HTTP")]
+    pub dapr_http: Option<std::net::SocketAddr>,
+    /// Dapr target: the pub/sub Component's name in daprd.
+    #[arg(long, default_value = "pubsub")]
+    pub dapr_pubsub: String,
 }
 
 /// `capacity` flags: every `sweep` flag (the `--rate` dimension is replaced by the search),

@@ -20,6 +20,7 @@
 //! | [`scenario`] | dimensions (declared once), the cartesian product, validation, librdkafka properties |
 //! | [`payload`] | payloads of a target compressibility (checked with zstd and lz4) |
 //! | [`target`] | the [`target::Target`] trait; direct Kafka and the in-process mock cluster |
+//! | [`drain`] | the subscribe side: backlog drain and live delivery through PullMessages vs the direct consumer |
 //! | [`driver`] | one step: open- and closed-loop load, intended-time stamps, keys, e2e consumer |
 //! | [`histogram`] | HdrHistogram recording, merging, percentiles, per-second interval logs |
 //! | [`stats`] | librdkafka's statistics over the measured phase |
@@ -37,6 +38,7 @@
 pub mod analysis;
 pub mod capacity;
 pub mod cli;
+pub mod drain;
 pub mod driver;
 pub mod error;
 pub mod histogram;
@@ -70,6 +72,7 @@ pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Sweep(args) => sweep_command(&args).map(|_| ()),
         Command::Capacity(args) => capacity_command(&args).map(|_| ()),
+        Command::Drain(args) => drain::drain_command(&args).map(|_| ()),
         Command::Report { result, out } => {
             let loaded = report::load(&result)?;
             let dir = out.unwrap_or_else(|| result.parent().map(PathBuf::from).unwrap_or_default());
@@ -185,8 +188,12 @@ fn target_of(args: &SweepArgs, scenario: &Scenario) -> Result<Box<dyn Target>> {
                 targets.push((kind, Box::new(ComponentTarget::connect(Arc::clone(&kafka), options, bridge)?)));
             }
             TargetKind::Dapr => {
-                return Err(Error::invalid(
-                    "--target dapr is not implemented in this build: publish through the component with --target component",
+                let address = args.dapr_http.ok_or_else(|| {
+                    Error::invalid("--target dapr needs --dapr-http ADDRESS (daprd's HTTP port, e.g. 127.0.0.1:3500)")
+                })?;
+                targets.push((
+                    kind,
+                    Box::new(target::dapr::DaprTarget::connect(Arc::clone(&kafka), address, &args.dapr_pubsub)?),
                 ));
             }
         }

@@ -1,7 +1,7 @@
 //! Where the load goes: the [`Target`] trait and its peers — direct Kafka ([`DirectKafka`]),
 //! a Dapr pluggable pub/sub component over its socket ([`component::ComponentTarget`], as daprd
 //! drives it; optionally a bridge process the tool starts itself, [`process::SpawnedBridge`]),
-//! and (planned) a Dapr sidecar's HTTP publish API — and [`Paths`], which runs
+//! and a Dapr sidecar's HTTP publish API ([`dapr::DaprTarget`]) — and [`Paths`], which runs
 //! several of them in one sweep, interleaved (the `target` dimension picks one per step).
 //!
 //! Every target creates and deletes each step's topic, is configured once per step
@@ -25,6 +25,7 @@
 //! trait: a target may expose [`PhaseHooks`] (the embedded cluster's `--inject-stall`).
 
 pub mod component;
+pub mod dapr;
 pub mod kafka;
 pub mod mock;
 pub mod process;

@@ -161,11 +161,17 @@ pub fn markdown(result: &SweepResult) -> Option<String> {
 
 /// The same section as HTML (tables only).
 pub fn html(result: &SweepResult) -> Option<String> {
-    let md = markdown(result)?;
+    markdown(result).map(|md| markdown_to_html(&md))
+}
+
+/// The Markdown these sections write (titles, paragraphs, tables) as HTML.
+pub fn markdown_to_html(md: &str) -> String {
     let mut h = String::new();
     let mut in_table = false;
     for line in md.lines() {
-        if let Some(title) = line.strip_prefix("## ") {
+        if let Some(title) = line.strip_prefix("### ") {
+            let _ = write!(h, "<h3>{}</h3>", super::svg::escape(title));
+        } else if let Some(title) = line.strip_prefix("## ") {
             let _ = write!(h, "<h2>{}</h2>", super::svg::escape(title));
         } else if line.starts_with("|---") {
             continue;
@@ -194,7 +200,7 @@ pub fn html(result: &SweepResult) -> Option<String> {
     if in_table {
         h.push_str("</table>");
     }
-    Some(h)
+    h
 }
 
 /// Capacity: each non-direct configuration's maximum rate at the SLO next to the direct one's.

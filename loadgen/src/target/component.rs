@@ -569,3 +569,68 @@ impl Publisher for RpcPublisher {
         Some((self.flight.calls_made.load(Ordering::Relaxed), self.flight.entries_sent.load(Ordering::Relaxed)))
     }
 }
+
+/// What the subscribe side ([`crate::drain`]) needs from a connected component: its runtime,
+/// a client with the instance header, `Init` with arbitrary metadata, and its Kafka.
+impl ComponentTarget {
+    /// The runtime the gRPC calls run on.
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    /// A client on the component's channel.
+    pub fn client(&self) -> PubSubClient<Channel> {
+        PubSubClient::new(self.channel.clone())
+    }
+
+    /// `request` with the `x-component-instance` header and a deadline (none for a stream:
+    /// pass `None`).
+    pub fn with_instance<T>(&self, message: T, timeout: Option<Duration>) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.metadata_mut().insert(COMPONENT_INSTANCE_HEADER, self.instance_header());
+        if let Some(t) = timeout {
+            request.set_timeout(t);
+        }
+        request
+    }
+
+    /// A fresh `Init` with `properties` (plus `--component-metadata`, applied last), then
+    /// `Features`. Returns the features.
+    pub fn init_with(&self, properties: HashMap<String, String>) -> Result<Vec<String>> {
+        let mut properties = properties;
+        properties.extend(self.options.metadata.iter().cloned());
+        let timeout = self.options.init_timeout;
+        let init = PubSubInitRequest { metadata: Some(MetadataRequest { properties }) };
+        let features = self.runtime.block_on(async {
+            let mut client = self.client();
+            client
+                .init(self.request(init, timeout))
+                .await
+                .map_err(|s| Error::Step(format!("component Init failed ({})", status_text(&s))))?;
+            Ok::<_, Error>(
+                client
+                    .features(self.request(FeaturesRequest {}, timeout))
+                    .await
+                    .map(|a| a.into_inner().features)
+                    .unwrap_or_default(),
+            )
+        })?;
+        *self.features.lock().unwrap_or_else(|e| e.into_inner()) = features.clone();
+        Ok(features)
+    }
+
+    /// The bridge behind the socket, when the tool started it.
+    pub fn spawned_bridge(&self) -> Option<&SpawnedBridge> {
+        self.bridge.as_ref()
+    }
+
+    /// The options it was connected with.
+    pub fn options(&self) -> &ComponentOptions {
+        &self.options
+    }
+
+    /// The Kafka cluster behind it (topics, the direct consumer).
+    pub fn kafka(&self) -> &Arc<DirectKafka> {
+        &self.kafka
+    }
+}

@@ -121,6 +121,18 @@ impl SpawnedBridge {
         &self.socket
     }
 
+    /// The last `lines` lines of its log, and its exit status if it has exited: what a
+    /// failed run shows.
+    pub fn post_mortem(&self, lines: usize) -> String {
+        let status = match self.child.lock().unwrap_or_else(|e| e.into_inner()).try_wait() {
+            Ok(Some(status)) => format!("the bridge exited ({status})"),
+            _ => "the bridge is running".to_owned(),
+        };
+        let log = std::fs::read_to_string(self.socket.with_file_name("bridge.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        format!("{status}; log tail: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.pid
