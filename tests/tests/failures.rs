@@ -458,3 +458,32 @@ async fn a_misspelt_secret_is_not_echoed() {
     assert!(!error.message().contains("hunter2"), "{}", error.message());
     assert!(bridge.stop().await);
 }
+
+/// A topic that disappears under a stream (an admin deleting it): the bridge keeps running and
+/// serving, and the stream stays open, waiting for the topic. The mock cluster does not serve
+/// DeleteTopics, so the topic is made to answer UNKNOWN_TOPIC_OR_PARTITION. (On Tansu 0.6 a
+/// real deletion crashes librdkafka itself: Tansu's Metadata response names the deleted topic
+/// with a null name and no id, and `rd_kafka_metadata_update_op` compares that NULL name; real
+/// Kafka names the topic. See the README's testing notes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_that_disappears_under_a_stream_does_not_end_it() {
+    let broker = Broker::start(BrokerKind::Mock).await;
+    let topic = unique("vanishing");
+    let group = unique("g");
+    broker.create_topic(&topic, 2).await;
+    let bridge = BridgeUnderTest::child(&[]);
+    let mut daprd = Daprd::connect(bridge.socket(), None).await;
+    daprd.init(&init(&broker, &group, &[])).await.unwrap();
+    publish_to(&mut daprd, &topic, "m", 5, 0, 10).await;
+    let mut sub = daprd.subscribe(&topic, &[]).await.unwrap();
+    assert_eq!(drain_acking(&mut sub, 5, IDLE * 2).await.len(), 5);
+    broker.mock().unwrap().set_topic_error(&topic, RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART).unwrap();
+    // Long enough for a metadata refresh (5 s by default) to see the topic gone.
+    assert!(sub.next(Duration::from_secs(12)).await.is_none(), "nothing delivered, and the stream is still open");
+    let ping = daprd.request(dapr_kafka_proto::components::PingRequest {});
+    daprd.client.ping(ping).await.expect("the bridge is still alive");
+    let other = unique("other");
+    broker.create_topic(&other, 1).await;
+    daprd.publish(&other, b"still publishing", &[]).await.expect("and still publishes");
+    assert!(bridge.stop().await, "and stops cleanly");
+}
