@@ -65,7 +65,8 @@ impl Default for Limits {
 /// Every instance the bridge serves.
 pub struct Instances {
     by_name: RwLock<HashMap<String, Arc<Instance>>>,
-    embedded_bootstrap: Option<String>,
+    /// Set once, possibly after the socket is bound (the embedded cluster starts after it).
+    embedded_bootstrap: std::sync::OnceLock<String>,
     retiring: TaskTracker,
     flush_timeout: Duration,
     streams: CancellationToken,
@@ -84,7 +85,7 @@ impl Instances {
     pub fn new(embedded_bootstrap: Option<String>, flush_timeout: Duration, limits: Limits) -> Self {
         Self {
             by_name: RwLock::default(),
-            embedded_bootstrap,
+            embedded_bootstrap: embedded_bootstrap.map(std::sync::OnceLock::from).unwrap_or_default(),
             retiring: TaskTracker::new(),
             flush_timeout,
             streams: CancellationToken::new(),
@@ -123,7 +124,7 @@ impl Instances {
         for warning in &config.warnings {
             tracing::warn!(instance = display_name(name), "{warning}");
         }
-        let bootstrap = match (&config.brokers, &self.embedded_bootstrap) {
+        let bootstrap = match (&config.brokers, self.embedded_bootstrap.get()) {
             (Some(brokers), _) => brokers.clone(),
             (None, Some(embedded)) => {
                 tracing::warn!(
@@ -178,6 +179,12 @@ impl Instances {
     fn retire(&self, instance: Arc<Instance>) {
         let timeout = self.flush_timeout;
         self.retiring.spawn(async move { instance.close(timeout).await });
+    }
+
+    /// Serves Inits without `brokers` from the embedded cluster at `bootstrap` from now on
+    /// (the cluster starts after the socket is bound, so daprd's scan finds the socket at once).
+    pub fn use_embedded(&self, bootstrap: String) {
+        let _ = self.embedded_bootstrap.set(bootstrap);
     }
 
     /// Ends every PullMessages stream (lets the server's streaming calls finish).

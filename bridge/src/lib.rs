@@ -69,20 +69,12 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
     if let Some(addr) = args.metrics_addr {
         telemetry::serve_metrics(addr)?;
     }
-    let embedded = if args.embedded_kafka {
-        let cluster = embedded::EmbeddedKafka::start(args.embedded_brokers)?;
-        tracing::warn!(
-            bootstrap = cluster.bootstrap(),
-            "EMBEDDED Kafka (librdkafka mock cluster) is running in this process: NOTHING IS DURABLE"
-        );
-        Some(cluster)
-    } else {
-        None
-    };
+    // The socket first, before any Kafka work: daprd scans the sockets folder once, at its
+    // own start (dapr#6180), so the socket must be there within milliseconds.
     let bridge = server::Bridge::bind(server::ServerOptions {
         socket_path: args.socket_path(),
         socket_mode: args.socket_mode,
-        embedded_bootstrap: embedded.as_ref().map(|e| e.bootstrap().to_owned()),
+        embedded_bootstrap: None,
         shutdown_timeout: args.shutdown_timeout,
         shutdown_grace: args.shutdown_grace,
         health_interval: args.health_interval,
@@ -93,6 +85,17 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
         },
         trust_socket_folder: args.trust_socket_folder,
     })?;
+    let embedded = if args.embedded_kafka {
+        let cluster = embedded::EmbeddedKafka::start(args.embedded_brokers)?;
+        tracing::warn!(
+            bootstrap = cluster.bootstrap(),
+            "EMBEDDED Kafka (librdkafka mock cluster) is running in this process: NOTHING IS DURABLE"
+        );
+        bridge.use_embedded(cluster.bootstrap().to_owned());
+        Some(cluster)
+    } else {
+        None
+    };
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {

@@ -97,6 +97,11 @@ impl Bridge {
         Ok(Self { listener, socket, instances, options })
     }
 
+    /// Serves Inits without `brokers` from the embedded cluster at `bootstrap`.
+    pub fn use_embedded(&self, bootstrap: String) {
+        self.instances.use_embedded(bootstrap);
+    }
+
     /// The socket path.
     pub fn socket_path(&self) -> &Path {
         self.socket.path()
