@@ -29,4 +29,4 @@ elif [ -z "${BROKERS:-}" ]; then
     export BROKERS="127.0.0.1:$PORT"
 fi
 cd "$ROOT"
-cargo bench -p benches --bench ratios 2>/dev/null
+cargo bench -p benches --bench ratios

@@ -233,7 +233,11 @@ async fn main() {
     let topic = unique("ratios");
     let backlog = unique("backlog");
     let mut publisher = Daprd::connect(bridge.socket(), Some("publisher")).await;
-    publisher.init(&[("brokers", &bootstrap), ("linger", "5ms")]).await.unwrap();
+    // Tansu does not create topics on produce: the bridge creates them (the mock ignores it).
+    publisher
+        .init(&[("brokers", &bootstrap), ("linger", "5ms"), ("autoCreateTopics", "true"), ("topicPartitions", "4")])
+        .await
+        .unwrap();
     let mut noop = Daprd::connect(&noop_socket, None).await;
     noop.init(&[]).await.unwrap();
     // A backlog for the one-in-flight and drain rows.
