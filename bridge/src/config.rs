@@ -629,6 +629,9 @@ impl ComponentConfig {
         }
         // Consumer lag and committed offsets for the metrics come from the statistics.
         config.set("statistics.interval.ms", "5000");
+        // Messages wait in librdkafka's per-partition queues until a stream has room for them
+        // (no pause): bound that prefetch per partition at 16 MB rather than librdkafka's 64 MB.
+        config.set("queued.max.messages.kbytes", "16384");
         self.apply_passthrough(&mut config);
         config
     }
