@@ -9,28 +9,12 @@ use std::time::Duration;
 
 use dapr_kafka_bridge::embedded::{RDKafkaApiKey, RDKafkaRespErr};
 use dapr_kafka_proto::components::PullMessagesResponse;
-use testkit::broker::GROUP_SESSION_TIMEOUT;
 use testkit::daprd::Subscription;
-use testkit::{BridgeUnderTest, Broker, BrokerKind, Daprd, broker_tests, read_back, unique};
+use testkit::{BridgeUnderTest, Broker, BrokerKind, Daprd, broker_tests, group_init as init, read_back, unique};
 use tonic::Code;
 
 const FIRST: Duration = Duration::from_secs(30);
 const IDLE: Duration = Duration::from_secs(3);
-
-fn init<'a>(broker: &'a Broker, group: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut m = vec![
-        ("brokers", broker.bootstrap()),
-        ("consumerGroup", group),
-        ("initialOffset", "oldest"),
-        ("sessionTimeout", GROUP_SESSION_TIMEOUT),
-        ("heartbeatInterval", "1000"),
-        ("commitInterval", "200ms"),
-        ("linger", "1ms"),
-        ("batchMessages", "1"),
-    ];
-    m.extend_from_slice(extra);
-    m
-}
 
 /// Publishes `count` messages `prefix-<i>` to `partition`.
 async fn publish_to(daprd: &mut Daprd, topic: &str, prefix: &str, count: usize, partition: i32, size: usize) {
@@ -223,11 +207,11 @@ async fn an_oversized_record_is_dead_lettered_or_holds_without_ending_the_stream
 }
 
 /// Issue 9.3: a Publish larger than tonic's default 4 MiB decode limit reaches Kafka when
-/// `maxMessageBytes` allows it.
-async fn a_publish_over_four_mebibytes_is_accepted_when_configured(broker: Broker) {
-    if broker.kind() == BrokerKind::Tansu {
-        return; // Tansu's own request limit is not configurable; the gRPC side is what is tested.
-    }
+/// `maxMessageBytes` allows it. On the mock cluster only: Tansu's own request limit is not
+/// configurable, and the gRPC side is what is tested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_over_four_mebibytes_is_accepted_when_configured() {
+    let broker = Broker::start(BrokerKind::Mock).await;
     let topic = unique("large");
     broker.create_topic(&topic, 1).await;
     let bridge = BridgeUnderTest::in_process(None);
@@ -312,7 +296,6 @@ broker_tests!(
     a_poison_message_stops_its_partition_at_the_uncommitted_cap,
     consume_retry_disabled_drops_a_nacked_message,
     an_oversized_record_is_dead_lettered_or_holds_without_ending_the_stream,
-    a_publish_over_four_mebibytes_is_accepted_when_configured,
     dead_letters_are_binary_exact,
     pause_holds_what_is_already_queued,
 );

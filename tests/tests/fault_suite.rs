@@ -19,7 +19,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use testkit::broker::GROUP_SESSION_TIMEOUT;
 use testkit::{BridgeUnderTest, Broker, BrokerKind, Daprd, broker_tests, read_back, unique};
 
 fn full() -> bool {
@@ -31,19 +30,7 @@ fn scale(short: usize, long: usize) -> usize {
 }
 
 fn init<'a>(broker: &'a Broker, group: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("brokers", broker.bootstrap()),
-        ("consumerGroup", group),
-        ("initialOffset", "oldest"),
-        ("sessionTimeout", GROUP_SESSION_TIMEOUT),
-        ("heartbeatInterval", "1000"),
-        ("commitInterval", "200ms"),
-        ("linger", "5ms"),
-        ("revokeAckTimeout", "2s"),
-        // Tansu 0.6 cannot fetch from an offset inside a record batch (see subscribe.rs): one
-        // record per batch keeps every resume point at a batch boundary.
-        ("batchMessages", "1"),
-    ]
+    testkit::group_init(broker, group, &[("linger", "5ms"), ("revokeAckTimeout", "2s")])
 }
 
 /// Peak resident memory of process `pid` (VmHWM), in MiB.

@@ -9,31 +9,11 @@ use std::time::Duration;
 use dapr_kafka_proto::components::PullMessagesResponse;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use testkit::broker::GROUP_SESSION_TIMEOUT;
-use testkit::{BridgeUnderTest, Broker, Daprd, broker_tests, produce, read_back, unique};
+use testkit::{BridgeUnderTest, Broker, Daprd, broker_tests, group_init as init, produce, read_back, unique};
 
 /// Long enough for a group join on either broker (mock: ~3 s; Tansu: ~half the session).
 const FIRST: Duration = Duration::from_secs(30);
 const IDLE: Duration = Duration::from_secs(3);
-
-fn init<'a>(broker: &'a Broker, group: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut m = vec![
-        ("brokers", broker.bootstrap()),
-        ("consumerGroup", group),
-        ("initialOffset", "oldest"),
-        ("sessionTimeout", GROUP_SESSION_TIMEOUT),
-        ("heartbeatInterval", "1000"),
-        ("commitInterval", "200ms"),
-        ("linger", "1ms"),
-        // Tansu 0.6.0 returns nothing when a fetch starts inside a record batch (a consumer
-        // resuming at committed offset 5 of a 20-record batch gets no records; real Kafka
-        // returns the batch and the client skips to 5). One record per batch keeps every
-        // committed position at a batch boundary, so resume tests mean the same on both brokers.
-        ("batchMessages", "1"),
-    ];
-    m.extend_from_slice(extra);
-    m
-}
 
 /// Publishes `count` messages `prefix-<i>` through the bridge, keyed round-robin.
 async fn publish_n(daprd: &mut Daprd, topic: &str, prefix: &str, count: usize) -> Vec<String> {
