@@ -10,17 +10,23 @@
 //! for `max.poll.interval.ms` is thrown out of the group) and always sees cancellation.
 //!
 //! ```text
-//!  daprd acks ─► reader task ─► events (bounded) ──┐
-//!                                                   ▼
-//!  loop: apply events → deliver (room?) → pause/resume partitions → commit (interval)
-//!        → poll Kafka (rebalance callbacks run here: drain acks, commit, release)
-//!                                                   │
+//!  daprd acks ─► reader task ─┐
+//!  librdkafka "queue not empty" ├─► events (bounded) ──┐ (the thread sleeps here)
+//!  dead-letter outcomes ───────┘                       ▼
+//!  loop: apply events → split new partition queues → take from them while there is room
+//!        → deliver → commit (interval) → serve the main queue without waiting
+//!          (rebalance callbacks run here: drain acks, commit, release)
+//!                                                      │
 //!  daprd ◄── response stream (holds while Paused) ◄─ outbox ◄┘
 //! ```
 //!
+//! Each assigned partition gets its own librdkafka queue: messages stay there (librdkafka
+//! stops fetching at `queued.max.messages.kbytes`) until the stream has room, so prefetch
+//! needs no pause/resume, whose refetch made one-message-in-flight streams wait.
+//!
 //! librdkafka keeps an application's pause of a partition across unassign and assign. So a
 //! revoke resumes in librdkafka every partition it takes away, and an assignment resumes what
-//! it gives, or a partition paused by flow control before a rebalance would never fetch again.
+//! it gives, or a partition paused before a rebalance would never fetch again.
 //!
 //! No Kafka error ends a stream: daprd never reopens one. Authorisation errors (ACLs still
 //! propagating) and group protocol errors (a rolling change of assignor) are logged, counted
