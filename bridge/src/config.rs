@@ -343,6 +343,12 @@ impl ComponentConfig {
         let meta = Metadata::new(properties);
         let ms = Duration::from_millis;
 
+        // librdkafka takes C strings: a NUL byte would otherwise surface later as an opaque
+        // "FFI nul error" from the client constructor (found by `tests/bad_input.rs`).
+        if let Some((key, _)) = properties.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+            return Err(meta.invalid(&key.escape_debug().to_string(), "contains a NUL byte"));
+        }
+
         let brokers = meta.text("brokers")?.map(|b| parse_brokers(&meta, b)).transpose()?;
         let acks = meta
             .choice("producerRequiredAcks", &[("all", Acks::All), ("local", Acks::Leader), ("none", Acks::None)])?

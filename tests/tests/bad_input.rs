@@ -92,7 +92,10 @@ fn arbitrary_requests_get_a_status_never_a_crash() {
     let (broker, bridge) =
         runtime.block_on(async { (Broker::start(BrokerKind::Mock).await, BridgeUnderTest::in_process(None)) });
     let bootstrap = broker.bootstrap().to_owned();
-    let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
+    // 24 cases per CI run (each one an Init and four calls over the socket); more with
+    // PROPTEST_CASES=N for a longer hunt.
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(24);
+    let config = ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(config, |(
         metadata in prop::collection::hash_map(key(), value(), 0..6),
         topic in topic(),

@@ -309,11 +309,30 @@ mod never_panics {
             prop_oneof![".{0,12}", "[0-9]{1,25}(ns|ms|s|m|h)?", Just("99999999999999999999h".to_owned())],
         ), 0..12)) {
             let map = pairs.into_iter().collect();
-            if let Err(error) = ComponentConfig::parse(&map) {
-                prop_assert!(error.to_string().contains('`'), "{error}");
+            match ComponentConfig::parse(&map) {
+                Err(error) => prop_assert!(error.to_string().contains('`'), "{error}"),
+                // What parses must reach librdkafka, which takes C strings.
+                Ok(config) => {
+                    for client in [config.producer_config("127.0.0.1:9092"), config.consumer_config("127.0.0.1:9092", "g")] {
+                        for (key, value) in client.config_map() {
+                            prop_assert!(!key.contains('\0') && !value.contains('\0'), "{key}={value:?}");
+                        }
+                    }
+                }
             }
         }
     }
+}
+
+#[test]
+fn a_nul_byte_is_an_error_naming_the_key_not_an_ffi_failure() {
+    // Minimal case found by `tests/bad_input.rs`: Init failed with INTERNAL "FFI nul error".
+    let error = error_of(&[("kafka.linger.ms", "\0")]);
+    assert!(error.contains("`kafka.linger.ms`") && error.contains("NUL"), "{error}");
+    let error = error_of(&[("clientID", "a\0b")]);
+    assert!(error.contains("`clientID`"), "{error}");
+    let error = error_of(&[("odd\0key", "1")]);
+    assert!(error.contains("odd\\0key"), "{error}");
 }
 
 #[test]
