@@ -114,6 +114,9 @@ async fn ping_pong(daprd: &mut Daprd, topic: &str, count: usize) -> f64 {
 /// Calls per second for `rounds` × 100 concurrent Publish calls of 100 B.
 async fn concurrent_publish(daprd: &Daprd, topic: &str, rounds: usize) -> f64 {
     let payload = vec![b'x'; 100];
+    // Warm up: the first publish to a topic may wait for its creation (and, on the mock
+    // cluster, which never answers CreateTopics, for `unknownTopicTimeout`).
+    daprd.clone().publish(topic, &payload, &[]).await.unwrap();
     let started = Instant::now();
     let calls: Vec<_> = (0..100)
         .map(|_| {
@@ -242,7 +245,12 @@ async fn main() {
     // ack are capped at 100 / linger calls per second whatever the bridge costs.
     let mut unary = Daprd::connect(bridge.socket(), Some("unary")).await;
     unary
-        .init(&[("brokers", &bootstrap), ("linger", "0ms"), ("autoCreateTopics", "true"), ("topicPartitions", "4")])
+        .init(&[
+            ("brokers", &bootstrap),
+            ("linger", std::env::var("UNARY_LINGER").as_deref().unwrap_or("0ms")),
+            ("autoCreateTopics", std::env::var("UNARY_CREATE").as_deref().unwrap_or("true")),
+            ("topicPartitions", "4"),
+        ])
         .await
         .unwrap();
     let mut noop = Daprd::connect(&noop_socket, None).await;

@@ -218,6 +218,11 @@ impl Publisher {
         let failures: Vec<_> =
             batch.wait().await.into_iter().map(|(index, error)| (index, self.explain_missing(topic, error))).collect();
         metrics::published(&self.instance, topic, count - failures.len(), failures.len(), started.elapsed());
+        if failures.len() < count {
+            if let Some(admin) = &self.admin {
+                admin.exists(topic);
+            }
+        }
         if !failures.is_empty() {
             self.rebuild_if_fatal(producer);
         }
