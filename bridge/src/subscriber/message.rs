@@ -22,13 +22,21 @@ use crate::producer::record::CONTENT_TYPE_HEADER;
 const MAX_ID_BYTES: usize = 2 + 11 + 1 + 20 + 1 + 20 + 1 + 10;
 
 /// A record fetched from Kafka, kept until daprd acks it (for redelivery and dead-lettering).
+///
+/// The response daprd receives is built once, when the record is fetched (its encoded size
+/// decides whether daprd can take it). The first delivery moves its metadata map out
+/// instead of copying it; a redelivery, which is rare, builds the map again from the record.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Fetched {
     pub(crate) partition: i32,
     pub(crate) offset: i64,
     pub(crate) key: Option<Vec<u8>>,
     pub(crate) headers: Vec<(String, Vec<u8>)>,
-    /// The response without its id.
+    /// Record timestamp (ms), create or log-append time.
+    pub(crate) timestamp: Option<i64>,
+    /// Header values are URL-escaped in metadata (`escapeHeaders`).
+    pub(crate) escape_headers: bool,
+    /// The response without its id (its metadata is empty once delivered).
     pub(crate) response: PullMessagesResponse,
     /// Encoded size of the response once it carries its id: what daprd's receive limit sees.
     pub(crate) size: usize,
@@ -37,44 +45,72 @@ pub(crate) struct Fetched {
 impl Fetched {
     /// Copies a borrowed librdkafka message (its memory is freed once we return to poll).
     pub(crate) fn from_kafka(message: &BorrowedMessage<'_>, escape_headers: bool) -> Self {
-        let key = message.key().map(<[u8]>::to_vec);
         let headers: Vec<(String, Vec<u8>)> = message
             .headers()
             .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
             .unwrap_or_default();
-        let mut metadata = HashMap::with_capacity(headers.len() + 5);
-        let mut content_type = String::new();
-        for (name, value) in &headers {
-            let text = String::from_utf8_lossy(value);
-            if name.eq_ignore_ascii_case(CONTENT_TYPE_HEADER) {
-                content_type = text.to_string();
-            }
-            metadata.insert(name.clone(), if escape_headers { query_escape(&text) } else { text.into_owned() });
-        }
-        if let Some(key) = &key {
-            metadata.insert("__key".into(), String::from_utf8_lossy(key).into_owned());
-        }
-        metadata.insert("__partition".into(), message.partition().to_string());
-        metadata.insert("__offset".into(), message.offset().to_string());
-        metadata.insert("__topic".into(), message.topic().to_owned());
-        if let Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) = message.timestamp() {
-            metadata.insert("__timestamp".into(), ms.to_string());
-        }
-        let response = PullMessagesResponse {
-            data: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
-            topic_name: message.topic().to_owned(),
-            metadata,
-            content_type,
-            id: String::new(),
+        let timestamp = match message.timestamp() {
+            Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
+            Timestamp::NotAvailable => None,
         };
-        Fetched {
+        let content_type = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(CONTENT_TYPE_HEADER))
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+            .unwrap_or_default();
+        let mut fetched = Fetched {
             partition: message.partition(),
             offset: message.offset(),
-            key,
+            key: message.key().map(<[u8]>::to_vec),
             headers,
-            size: response.encoded_len() + MAX_ID_BYTES,
-            response,
+            timestamp,
+            escape_headers,
+            response: PullMessagesResponse {
+                data: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
+                topic_name: message.topic().to_owned(),
+                metadata: HashMap::new(),
+                content_type,
+                id: String::new(),
+            },
+            size: 0,
+        };
+        fetched.response.metadata = fetched.metadata();
+        fetched.size = fetched.response.encoded_len() + MAX_ID_BYTES;
+        fetched
+    }
+
+    /// The metadata daprd gets with the record: its headers, then `__key`, `__partition`,
+    /// `__offset`, `__topic` and `__timestamp`.
+    fn metadata(&self) -> HashMap<String, String> {
+        let mut metadata = HashMap::with_capacity(self.headers.len() + 5);
+        for (name, value) in &self.headers {
+            let text = String::from_utf8_lossy(value);
+            metadata.insert(name.clone(), if self.escape_headers { query_escape(&text) } else { text.into_owned() });
         }
+        if let Some(key) = &self.key {
+            metadata.insert("__key".into(), String::from_utf8_lossy(key).into_owned());
+        }
+        metadata.insert("__partition".into(), self.partition.to_string());
+        metadata.insert("__offset".into(), self.offset.to_string());
+        metadata.insert("__topic".into(), self.response.topic_name.clone());
+        if let Some(ms) = self.timestamp {
+            metadata.insert("__timestamp".into(), ms.to_string());
+        }
+        metadata
+    }
+
+    /// The response for the first delivery: takes the metadata built at fetch time.
+    pub(crate) fn first_response(&mut self, id: String) -> PullMessagesResponse {
+        let metadata = match std::mem::take(&mut self.response.metadata) {
+            built if built.is_empty() => self.metadata(),
+            built => built,
+        };
+        PullMessagesResponse { id, metadata, ..self.response.clone() }
+    }
+
+    /// The response for a redelivery (the metadata is built again).
+    pub(crate) fn response(&self, id: String) -> PullMessagesResponse {
+        PullMessagesResponse { id, metadata: self.metadata(), ..self.response.clone() }
     }
 }
 

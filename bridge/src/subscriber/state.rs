@@ -33,7 +33,7 @@
 //!   (and again after every restart). It goes to the dead-letter topic if there is one;
 //!   otherwise it holds its partition, never skipped.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use dapr_kafka_proto::components::PullMessagesResponse;
@@ -154,6 +154,11 @@ pub(crate) struct StreamState {
     live: std::sync::Arc<LiveEpochs>,
     /// Rotates the partition served first.
     next_first: usize,
+    /// Redeliveries by due time: `(at, partition, offset)`. An entry is acted on only if the
+    /// message still waits for exactly that redelivery (acked, revoked or rescheduled ones
+    /// are skipped when they come up), so nothing else has to keep it in step, and finding
+    /// what is due costs nothing per in-flight message.
+    schedule: BTreeSet<(Instant, i32, i64)>,
 }
 
 impl StreamState {
@@ -166,6 +171,7 @@ impl StreamState {
             held: 0,
             live: std::sync::Arc::default(),
             next_first: 0,
+            schedule: BTreeSet::new(),
         }
     }
 
@@ -227,14 +233,18 @@ impl StreamState {
         if paused {
             return out;
         }
-        for (&partition, state) in &mut self.partitions {
-            for (&offset, entry) in &mut state.in_flight {
-                if matches!(entry.next, Next::RedeliverAt(at) if at <= now) {
-                    entry.attempt += 1;
-                    entry.next = Next::AwaitingAck;
-                    let id = MessageId { partition, offset, epoch: state.epoch, attempt: entry.attempt };
-                    out.messages.push(PullMessagesResponse { id: id.to_string(), ..entry.message.response.clone() });
-                }
+        while let Some(&(at, partition, offset)) = self.schedule.first() {
+            if at > now {
+                break;
+            }
+            self.schedule.pop_first();
+            let Some(state) = self.partitions.get_mut(&partition) else { continue };
+            let Some(entry) = state.in_flight.get_mut(&offset) else { continue };
+            if matches!(entry.next, Next::RedeliverAt(due) if due == at) {
+                entry.attempt += 1;
+                entry.next = Next::AwaitingAck;
+                let id = MessageId { partition, offset, epoch: state.epoch, attempt: entry.attempt };
+                out.messages.push(entry.message.response(id.to_string()));
             }
         }
         let (stream_limit, partition_limit, cap, max_bytes, has_dead_letter) = (
@@ -290,8 +300,9 @@ impl StreamState {
                     delivered_any = true;
                     continue;
                 }
+                let mut message = message;
                 let id = MessageId { partition, offset: message.offset, epoch: state.epoch, attempt: 1 };
-                out.messages.push(PullMessagesResponse { id: id.to_string(), ..message.response.clone() });
+                out.messages.push(message.first_response(id.to_string()));
                 state.in_flight.insert(message.offset, InFlight { message, attempt: 1, next: Next::AwaitingAck });
                 self.in_flight += 1;
                 delivered_any = true;
@@ -362,6 +373,7 @@ impl StreamState {
         }
         let at = now + backoff(&settings, retry);
         entry.next = Next::RedeliverAt(at);
+        self.schedule.insert((at, id.partition, id.offset));
         if exhausted { AfterNack::RedeliverExhausted { at, retry } } else { AfterNack::Redeliver { at, retry } }
     }
 
@@ -386,6 +398,7 @@ impl StreamState {
                 let retry_at = now + self.settings.max_retry_backoff;
                 if let Some(entry) = self.partitions.get_mut(&partition).and_then(|p| p.in_flight.get_mut(&offset)) {
                     entry.next = Next::RedeliverAt(retry_at);
+                    self.schedule.insert((retry_at, partition, offset));
                 }
             }
         }
@@ -397,15 +410,9 @@ impl StreamState {
     }
 
     /// When the next redelivery is due, if any.
+    /// (Possibly one that no longer applies: waking for it once is harmless.)
     pub(crate) fn next_redelivery(&self) -> Option<Instant> {
-        self.partitions
-            .values()
-            .flat_map(|p| p.in_flight.values())
-            .filter_map(|e| match e.next {
-                Next::RedeliverAt(at) => Some(at),
-                _ => None,
-            })
-            .min()
+        self.schedule.first().map(|&(at, _, _)| at)
     }
 
     /// Positions safe to commit that moved since the last commit, for `partitions` (all if
@@ -521,6 +528,8 @@ mod tests {
             offset,
             key: None,
             headers: vec![],
+            timestamp: None,
+            escape_headers: false,
             size: 64,
             response: PullMessagesResponse {
                 data: format!("{partition}/{offset}").into_bytes().into(),
@@ -601,6 +610,37 @@ mod tests {
         let epoch = s.epoch(0).unwrap();
         s.dead_lettered(0, 7, epoch, Ok(()), t2);
         assert_eq!(s.uncommitted(None), vec![(0, 8)], "dead-lettered counts as handled");
+    }
+
+    #[test]
+    fn a_redelivery_carries_the_first_deliverys_metadata_and_stale_schedules_are_skipped() {
+        let mut s = StreamState::new(settings(&[("retryBackoff", "100ms")]));
+        let mut record = fetched(0, 3);
+        record.key = Some(b"k".to_vec());
+        record.headers = vec![("h".into(), b"v".to_vec())];
+        s.fetched(record);
+        let t0 = Instant::now();
+        let first = s.deliverable(t0, false).messages.remove(0);
+        assert_eq!(first.metadata.get("__key").map(String::as_str), Some("k"));
+        assert_eq!(first.metadata.get("h").map(String::as_str), Some("v"));
+        let id = MessageId::parse(&first.id).unwrap();
+        assert!(matches!(s.nack(&id, t0), AfterNack::Redeliver { .. }));
+        let due = t0 + Duration::from_millis(100);
+        let again = s.deliverable(due, false).messages.remove(0);
+        assert_eq!(again.metadata, first.metadata, "built again, the same");
+        assert_eq!((again.data.clone(), MessageId::parse(&again.id).unwrap().attempt), (first.data.clone(), 2));
+        assert_eq!(s.next_redelivery(), None);
+
+        // Nacked, then the partition goes and comes back: the old schedule entry is stale.
+        let id = MessageId::parse(&again.id).unwrap();
+        assert!(matches!(s.nack(&id, due), AfterNack::Redeliver { .. }));
+        let stale = s.next_redelivery().expect("scheduled");
+        s.revoke(&[0]);
+        s.assign(0);
+        s.fetched(fetched(0, 3));
+        assert_eq!(ids(&s.deliverable(due, false).messages)[0].attempt, 1, "the new owner's first delivery");
+        assert!(s.deliverable(stale, false).messages.is_empty(), "the stale entry redelivers nothing");
+        assert_eq!(s.next_redelivery(), None, "and is gone");
     }
 
     #[test]

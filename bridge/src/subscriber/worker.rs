@@ -63,7 +63,7 @@ use super::dead_letter::DeadLetter;
 use super::message::{Fetched, MessageId};
 use super::state::{AfterNack, Block, StreamState};
 use crate::offsets::Ack;
-use crate::telemetry::metrics::{self, StreamLabels};
+use crate::telemetry::metrics::{self, AckOutcome, StreamLabels};
 
 /// Everything the thread and its rebalance callbacks share.
 pub(crate) struct Shared {
@@ -281,22 +281,22 @@ impl Shared {
             Event::Ack(id) => match MessageId::parse(&id).map(|id| lock(&self.state).ack(&id)) {
                 Some(Ack::Acked) => {
                     tracing::trace!(stream = %self.stream, id, "acked");
-                    self.labels.ack("acked");
+                    self.labels.ack(AckOutcome::Acked);
                 }
                 outcome => {
                     tracing::debug!(stream = %self.stream, id, ?outcome, "ack ignored (unknown, stale or repeated)");
-                    self.labels.ack("ignored");
+                    self.labels.ack(AckOutcome::Ignored);
                 }
             },
             Event::Nack { id, error } => {
                 let Some(parsed) = MessageId::parse(&id) else {
                     tracing::debug!(stream = %self.stream, id, "nack with a malformed id ignored");
-                    self.labels.ack("ignored");
+                    self.labels.ack(AckOutcome::Ignored);
                     return;
                 };
                 let mut state = lock(&self.state);
                 let after = state.nack(&parsed, now);
-                self.labels.ack(if after == AfterNack::Ignored { "ignored" } else { "nacked" });
+                self.labels.ack(if after == AfterNack::Ignored { AckOutcome::Ignored } else { AckOutcome::Nacked });
                 match after {
                     AfterNack::Redeliver { at, retry } => {
                         tracing::info!(stream = %self.stream, id, retry, delay = ?(at - now), %error, "nacked: redelivering");

@@ -135,28 +135,66 @@ pub(crate) fn init_failed(component: &str) {
     counter!(INIT_FAILURES, "component" => component.to_owned()).increment(1);
 }
 
-/// Labels of one stream.
-#[derive(Debug, Clone)]
+/// What became of an ack from daprd (the `outcome` label of [`ACKS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AckOutcome {
+    Acked,
+    Nacked,
+    /// Unknown, stale or repeated.
+    Ignored,
+}
+
+/// Labels of one stream, with the handles of the series it updates per message resolved
+/// once (a lookup by labels costs allocations and a hash per call).
+#[derive(Clone)]
 pub(crate) struct StreamLabels {
     pub(crate) component: String,
     pub(crate) topic: String,
+    delivered: metrics::Counter,
+    acked: metrics::Counter,
+    nacked: metrics::Counter,
+    ignored: metrics::Counter,
+    in_flight: metrics::Gauge,
+    held: metrics::Gauge,
+    paused: metrics::Gauge,
+}
+
+impl std::fmt::Debug for StreamLabels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamLabels").field("component", &self.component).field("topic", &self.topic).finish()
+    }
 }
 
 impl StreamLabels {
     pub(crate) fn new(component: &str, topic: &str) -> Self {
-        Self { component: component.to_owned(), topic: topic_label(topic) }
+        let (component, topic) = (component.to_owned(), topic_label(topic));
+        let labels = [("component", component.clone()), ("topic", topic.clone())];
+        let ack = |outcome: &'static str| counter!(ACKS, "component" => component.clone(), "topic" => topic.clone(), "outcome" => outcome);
+        Self {
+            delivered: counter!(DELIVERED, &labels),
+            acked: ack("acked"),
+            nacked: ack("nacked"),
+            ignored: ack("ignored"),
+            in_flight: gauge!(IN_FLIGHT, &labels),
+            held: gauge!(HELD, &labels),
+            paused: gauge!(PAUSED_PARTITIONS, &labels),
+            component,
+            topic,
+        }
     }
 
     pub(crate) fn delivered(&self, n: usize) {
         if n > 0 {
-            counter!(DELIVERED, "component" => self.component.clone(), "topic" => self.topic.clone())
-                .increment(n as u64);
+            self.delivered.increment(n as u64);
         }
     }
 
-    pub(crate) fn ack(&self, outcome: &'static str) {
-        counter!(ACKS, "component" => self.component.clone(), "topic" => self.topic.clone(), "outcome" => outcome)
-            .increment(1);
+    pub(crate) fn ack(&self, outcome: AckOutcome) {
+        match outcome {
+            AckOutcome::Acked => self.acked.increment(1),
+            AckOutcome::Nacked => self.nacked.increment(1),
+            AckOutcome::Ignored => self.ignored.increment(1),
+        }
     }
 
     pub(crate) fn redelivery(&self, kind: &'static str) {
@@ -194,10 +232,9 @@ impl StreamLabels {
 
     /// Flow-control gauges of one stream: deltas since the last report.
     pub(crate) fn flow(&self, in_flight: f64, held: f64, paused: f64) {
-        let labels = [("component", self.component.clone()), ("topic", self.topic.clone())];
-        gauge!(IN_FLIGHT, &labels).increment(in_flight);
-        gauge!(HELD, &labels).increment(held);
-        gauge!(PAUSED_PARTITIONS, &labels).increment(paused);
+        self.in_flight.increment(in_flight);
+        self.held.increment(held);
+        self.paused.increment(paused);
     }
 
     /// Lag and committed offset of one partition.
