@@ -81,6 +81,7 @@ pub struct Publisher {
     unknown_topic_timeout: Duration,
     /// Creates missing topics, with `autoCreateTopics`.
     admin: Option<TopicAdmin>,
+    metrics: metrics::PublishMetrics,
 }
 
 fn create_producer(client_config: &ClientConfig, redact: &crate::config::Redactor) -> Result<KafkaProducer> {
@@ -115,6 +116,7 @@ impl Publisher {
             message_timeout: config.producer.message_timeout,
             unknown_topic_timeout: config.producer.unknown_topic_timeout,
             admin,
+            metrics: metrics::PublishMetrics::new(display),
         });
         let timeout = config.init_timeout;
         if let Err(error) = publisher.probe(timeout).await {
@@ -217,7 +219,7 @@ impl Publisher {
     ) -> Vec<(usize, Error)> {
         let failures: Vec<_> =
             batch.wait().await.into_iter().map(|(index, error)| (index, self.explain_missing(topic, error))).collect();
-        metrics::published(&self.instance, topic, count - failures.len(), failures.len(), started.elapsed());
+        self.metrics.published(topic, count - failures.len(), failures.len(), started.elapsed());
         if failures.len() < count {
             if let Some(admin) = &self.admin {
                 admin.exists(topic);
@@ -310,15 +312,27 @@ impl Publisher {
         if let Some(headers) = raw.headers {
             record = record.headers(headers);
         }
+        // The fast path touches nothing shared but librdkafka's queue; only a full queue
+        // registers for the "room" signal (and then tries once more before waiting, so a
+        // delivery report that lands in between is not missed).
+        let context = producer.context();
+        let mut registered = false;
         loop {
-            // Register for the "room" signal before trying, so a delivery report that
-            // lands between a QueueFull and the wait is not missed.
-            let mut room = pin!(producer.context().room.notified());
-            room.as_mut().enable();
+            // Counted, then registered, then the send: a report before the send made room
+            // the send sees; one after it finds us counted and registered.
+            let _waiting = registered.then(|| context.waiting());
+            let mut room = pin!(context.room.notified());
+            if registered {
+                room.as_mut().enable();
+            }
             match producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
+                    if !registered {
+                        registered = true;
+                        continue;
+                    }
                     if Instant::now() >= deadline {
                         return Err(Error::QueueFull(format!("topic `{topic}`")));
                     }

@@ -5,6 +5,7 @@
 //! the record's [`Batch`](super::batch::Batch) entry and signals that the queue has room,
 //! which is what a Publish blocked on a full queue waits for.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::ClientContext;
@@ -19,8 +20,11 @@ use crate::error::Error;
 /// The context shared by the producer and its poll thread.
 #[derive(Default)]
 pub(crate) struct DeliveryContext {
-    /// Signalled after every delivery report: the producer queue has room again.
+    /// Signalled after a delivery report while a publish waits for room in librdkafka's
+    /// full queue.
     pub(crate) room: Arc<Notify>,
+    /// Publishes waiting for `room` (the delivery callback skips the signal without them).
+    waiting: AtomicUsize,
     /// The last client-level error librdkafka reported (connection refused, auth failed).
     pub(crate) last_error: Mutex<Option<(Option<RDKafkaErrorCode>, String)>>,
 }
@@ -43,6 +47,26 @@ impl ProducerContext for DeliveryContext {
             Err((error, message)) => Err(Error::kafka(format!("topic `{}`", message.topic()), error.clone())),
         };
         pending.batch.complete(pending.index, outcome);
-        self.room.notify_waiters();
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.room.notify_waiters();
+        }
+    }
+}
+
+impl DeliveryContext {
+    /// Counts a publish as waiting for `room` until the guard drops. Take it before the
+    /// `Notified` is enabled and the send is tried again.
+    pub(crate) fn waiting(&self) -> WaitingForRoom<'_> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        WaitingForRoom(&self.waiting)
+    }
+}
+
+/// A publish waiting for room in the producer queue.
+pub(crate) struct WaitingForRoom<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingForRoom<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -108,16 +108,47 @@ pub(crate) fn topic_label(topic: &str) -> String {
     "(other)".to_owned()
 }
 
-/// A publish call finished.
-pub(crate) fn published(component: &str, topic: &str, ok: usize, failed: usize, took: Duration) {
-    let topic = topic_label(topic);
-    counter!(PUBLISHED, "component" => component.to_owned(), "topic" => topic.clone(), "outcome" => "ok")
-        .increment(ok as u64);
-    if failed > 0 {
-        counter!(PUBLISHED, "component" => component.to_owned(), "topic" => topic, "outcome" => "failed")
-            .increment(failed as u64);
+/// The publish series of one component instance, with the handles of each topic resolved
+/// on its first publish (a lookup by labels costs allocations and a hash per call).
+pub(crate) struct PublishMetrics {
+    component: String,
+    duration: metrics::Histogram,
+    /// `(ok, failed)` counters by topic (as the request named it).
+    topics: std::sync::RwLock<std::collections::HashMap<String, (metrics::Counter, metrics::Counter)>>,
+}
+
+impl PublishMetrics {
+    pub(crate) fn new(component: &str) -> Self {
+        Self {
+            component: component.to_owned(),
+            duration: histogram!(PUBLISH_SECONDS, "component" => component.to_owned()),
+            topics: Default::default(),
+        }
     }
-    histogram!(PUBLISH_SECONDS, "component" => component.to_owned()).record(took.as_secs_f64());
+
+    /// A publish call finished.
+    pub(crate) fn published(&self, topic: &str, ok: usize, failed: usize, took: Duration) {
+        let known =
+            self.topics.read().unwrap_or_else(|e| e.into_inner()).get(topic).map(|(o, f)| (o.clone(), f.clone()));
+        let (ok_counter, failed_counter) = known.unwrap_or_else(|| {
+            let label = topic_label(topic);
+            let counters = (
+                counter!(PUBLISHED, "component" => self.component.clone(), "topic" => label.clone(), "outcome" => "ok"),
+                counter!(PUBLISHED, "component" => self.component.clone(), "topic" => label, "outcome" => "failed"),
+            );
+            let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+            // Bounded like the labels: past the cap, topics share `(other)` and are not kept.
+            if topics.len() < MAX_TOPIC_LABELS {
+                topics.insert(topic.to_owned(), counters.clone());
+            }
+            counters
+        });
+        ok_counter.increment(ok as u64);
+        if failed > 0 {
+            failed_counter.increment(failed as u64);
+        }
+        self.duration.record(took.as_secs_f64());
+    }
 }
 
 /// A producer was replaced after a fatal error.
