@@ -28,6 +28,10 @@ use testkit::{BridgeUnderTest, Daprd, unique};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+/// The bridge binary's allocator, so the bridge in this process runs as it ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A PubSub service that does no work: the gRPC anchor.
 struct Noop;
 
@@ -285,7 +289,7 @@ async fn main() {
     let mut noop = Daprd::connect(&noop_socket, None).await;
     noop.init(&[]).await.unwrap();
     // A backlog for the one-in-flight and drain rows.
-    let drain_count = 20_000;
+    let drain_count: usize = std::env::var("DRAIN_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     for _ in 0..drain_count / 1000 {
         let entries = (0..1000).map(|i| (i.to_string(), vec![b'x'; 100], HashMap::new())).collect();
         assert!(publisher.bulk_publish(&backlog, entries).await.unwrap().is_empty());
