@@ -3,19 +3,32 @@
 //!
 //! | row | bridge | anchor |
 //! |---|---|---|
-//! | ack→next, one in flight | PullMessages with `maxInFlightPerStream: 1` | a no-op PubSub server answering each ack with the next message over the same kind of socket |
-//! | 100 concurrent Publish | 100 B Publish ×100 concurrent into Kafka | the same calls to a no-op Publish handler |
-//! | BulkPublish ×1000 | 1000 × 100 B per call, 8 concurrent | librdkafka directly (same settings, in process) |
-//! | PullMessages drain | a daprd acking one at a time, default prefetch | a librdkafka consumer draining the same backlog |
+//! | 0 ack→next, one in flight | PullMessages with `maxInFlightPerStream: 1` | a no-op PubSub server answering each ack with the next message over the same kind of socket |
+//! | 1 100 concurrent Publish | 100 B Publish ×100 concurrent into Kafka | the same calls to a no-op Publish handler |
+//! | 2 BulkPublish ×1000 | 800 calls of 1000 × 100 B, 8 concurrent | `rdkafka_performance` (`RDKAFKA_PERFORMANCE`), else librdkafka in process: 800 k × 100 B, same linger, acks, idempotence, timed once its producer is ready |
+//! | 3 PullMessages drain | a daprd acking one at a time, default prefetch | a librdkafka consumer draining the same backlog |
+//! | 4 publish latency | `kafka-loadgen` at 10 k msg/s open loop through the bridge binary | the same step straight to Kafka |
 //!
 //! Rows are interleaved (bridge, anchor, bridge, anchor, ...) `ROUNDS` times (3) and the
-//! medians compared. Brokers: `BROKERS` (e.g. Tansu, as `benches/bridge-vs-direct.sh` starts
-//! it), else the in-process mock cluster.
+//! medians compared; row 4 adds the p50 and p99 publish latency the bridge adds (the median of
+//! each round's difference). Then a second table, memory (rows 5 and 6, skipped with
+//! `SKIP_MEMORY=1`): the bridge binary as a child process, its RSS sampled from `/proc`, under
+//! a sustained BulkPublish load (`MEMORY_RATE`, 100 k msg/s, for `MEMORY_SECONDS`, 20) and
+//! with a slow daprd (one ack per ms) on a backlog of `BACKLOG` (1 M) × 100 B.
 //!
-//! Run: `cargo bench -p benches --bench ratios`.
+//! Brokers: `BROKERS` (e.g. Tansu, as `benches/bridge-vs-direct.sh` starts it), else the
+//! in-process mock cluster. `ROWS=0,4` measures only those rows. Row 4 needs `kafka-loadgen`
+//! (`LOADGEN`, else next to the bridge binary in the release directory) and rows 4 to 6 the
+//! release bridge binary (`BRIDGE_BIN`, else `target/release/kafka-pubsub-bridge`):
+//! `cargo build --release -p kafka-loadgen -p dapr-kafka-bridge` first.
+//!
+//! Run: `benches/bridge-vs-direct.sh`, or `cargo bench -p benches --bench ratios`.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dapr_kafka_bridge::embedded::EmbeddedKafka;
@@ -153,7 +166,9 @@ async fn bulk_publish(daprd: &Daprd, topic: &str, calls: usize) -> f64 {
     (calls / 8 * 8 * 1000) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Messages per second of librdkafka producing `count` × 100 B with the bridge's settings.
+/// Messages per second of librdkafka producing `count` × 100 B with the bridge's settings,
+/// timed once the producer is warm (one message delivered: connections up and the
+/// idempotent producer's id assigned, as the bridge's producer is by the time it is measured).
 fn direct_produce(bootstrap: &str, topic: &str, count: usize) -> f64 {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -163,6 +178,8 @@ fn direct_produce(bootstrap: &str, topic: &str, count: usize) -> f64 {
         .create()
         .unwrap();
     let payload = vec![b'x'; 100];
+    producer.send(BaseRecord::<(), [u8]>::to(topic).payload(&payload)).map_err(|(e, _)| e).unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
     let started = Instant::now();
     for _ in 0..count {
         let mut record = BaseRecord::<(), [u8]>::to(topic).payload(&payload);
@@ -220,11 +237,313 @@ async fn bridge_drain(socket: &Path, bootstrap: &str, topic: &str, count: usize)
     ping_pong(&mut daprd, topic, count).await
 }
 
+/// Messages per second of `rdkafka_performance` producing `count` × 100 B into `topic` with
+/// the bridge's producer settings (linger 5 ms, acks all, idempotence), as a child process.
+///
+/// `-u -i 20` prints a table row every 20 ms and a last one once the last delivery report is
+/// in: `elapsed` ms since the first produce call, `dr` messages delivered without error,
+/// `dr_err` failed. A fresh idempotent producer delivers nothing for its first ~500 ms
+/// (librdkafka retries the producer-id request on a 500 ms timer while the broker connection
+/// comes up) while its queue fills; the bridge's producer is warm by then. So the rate counts
+/// from the first row with deliveries to the last delivery report, which leaves out the
+/// start-up and the burst of the queue filled meanwhile. A run that delivered fewer than
+/// `count` panics.
+fn perf_produce(perf: &Path, bootstrap: &str, topic: &str, count: usize) -> f64 {
+    let output = Command::new(perf)
+        .args(["-P", "-u", "-i", "20", "-t", topic, "-b", bootstrap, "-s", "100", "-c", &count.to_string()])
+        .args(["-X", "linger.ms=5", "-X", "acks=all", "-X", "enable.idempotence=true"])
+        .output()
+        .expect("starting rdkafka_performance");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // | elapsed | msgs | bytes | rtt | dr | dr_m/s | dr_MB/s | dr_err | tx_err | outq | offset |
+    let rows: Vec<(f64, usize, u64)> = stdout
+        .lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+            Some((cols.get(1)?.parse().ok()?, cols.get(5)?.parse().ok()?, cols.get(8)?.parse().ok()?))
+        })
+        .collect();
+    let &(end, delivered, failed) = rows.last().unwrap_or_else(|| panic!("no summary from rdkafka_performance: {stdout}"));
+    assert!(
+        output.status.success() && delivered == count && failed == 0,
+        "rdkafka_performance delivered {delivered} of {count} ({failed} failed): {stdout}"
+    );
+    let &(first, first_delivered, _) =
+        rows.iter().find(|r| r.1 > 0 && r.0 < end).unwrap_or_else(|| panic!("too few rows to time: {stdout}"));
+    (delivered - first_delivered) as f64 / ((end - first) / 1000.0)
+}
+
+/// Publish latency percentiles (µs) of one `kafka-loadgen` sweep: `(p50, p99)` for the
+/// direct step and for the component step.
+struct Latencies {
+    direct: (f64, f64),
+    component: (f64, f64),
+}
+
+/// One `kafka-loadgen` sweep at `rate` msg/s open loop, 100 B, linger 5 ms, acks all and
+/// idempotence on both targets, straight to Kafka and through the bridge at `socket`
+/// (interleaved by the tool). Publish latency runs from each message's intended send time to
+/// its acknowledgement; Tansu does not wake waiting fetches, so end-to-end latency would
+/// measure `fetch.wait.max.ms` and is not taken.
+fn loadgen_latency(loadgen: &Path, bootstrap: &str, socket: &Path, pid: u32, rate: u64, out: &Path) -> Latencies {
+    let output = Command::new(loadgen)
+        .args(["sweep", "--brokers", bootstrap, "--socket"])
+        .arg(socket)
+        .args(["--component-pid", &pid.to_string(), "--target", "direct,component", "--rate", &rate.to_string()])
+        .args(["--linger-ms", "5", "--acks", "all", "--idempotence", "true", "--compression", "none"])
+        .args(["--partitions", "4", "--message-size", "100", "--producers", "1"])
+        // Enough concurrent calls that the generator never waits for a free one at this rate.
+        .args(["--publish", "unary:1000", "--warmup", "1s", "--duration", "5s", "--cooldown", "0s"])
+        .args(["--no-end-to-end", "--no-progress", "--name", "ratios-latency", "--out"])
+        .arg(out)
+        .output()
+        .expect("starting kafka-loadgen");
+    assert!(output.status.success(), "kafka-loadgen failed: {}", String::from_utf8_lossy(&output.stderr));
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).expect("results.json");
+    let mut latencies = Latencies { direct: (0.0, 0.0), component: (0.0, 0.0) };
+    for step in results["steps"].as_array().unwrap() {
+        assert_eq!(step["status"], "ok", "kafka-loadgen step failed: {}", step["failure"]);
+        let p = &step["measurement"]["publish_latency"];
+        let pair = (p["p50"].as_f64().unwrap(), p["p99"].as_f64().unwrap());
+        match step["config"]["target"].as_str() {
+            Some("direct") => latencies.direct = pair,
+            Some("component") => latencies.component = pair,
+            other => panic!("unexpected target {other:?}"),
+        }
+    }
+    latencies
+}
+
+/// `field` (`VmRSS`, `VmHWM`) of process `pid`, bytes.
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    let line = status.lines().find(|l| l.starts_with(field)).expect("field in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// Samples a process's RSS every 100 ms until stopped.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<(Duration, u64)>>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let mut samples = vec![];
+            while !flag.load(Ordering::Relaxed) {
+                samples.push((started.elapsed(), proc_status(pid, "VmRSS")));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            samples
+        });
+        Self { stop, task }
+    }
+
+    async fn finish(self) -> Vec<(Duration, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// One row of the memory table.
+struct MemoryRow {
+    name: String,
+    load: String,
+    idle: u64,
+    start: u64,
+    end: u64,
+    peak: u64,
+    every_5s: Vec<u64>,
+}
+
+impl MemoryRow {
+    /// From RSS samples over the load (time since the load began): `start` is the RSS after
+    /// `warm` (buffers, pools and librdkafka's queues fill in the first seconds), `end` the
+    /// last sample, `peak` the process's VmHWM.
+    fn new(name: String, load: String, idle: u64, samples: &[(Duration, u64)], warm: Duration, peak: u64) -> Self {
+        let start = samples.iter().find(|(t, _)| *t >= warm).or(samples.last()).map_or(0, |s| s.1);
+        let end = samples.last().map_or(0, |s| s.1);
+        let mut every_5s = vec![];
+        for (t, rss) in samples {
+            if t.as_secs_f64() >= 5.0 * every_5s.len() as f64 {
+                every_5s.push(*rss);
+            }
+        }
+        Self { name, load, idle, start, end, peak, every_5s }
+    }
+
+    fn print(&self) {
+        let mb = |b: u64| b as f64 / 1e6;
+        // Flat: the RSS at the end is within 10 % (and at least 2 MB) of the RSS once warm.
+        let grew = mb(self.end) - mb(self.start);
+        let verdict = if grew <= (0.1 * mb(self.start)).max(2.0) { "flat" } else { "grew" };
+        let timeline: Vec<String> = self.every_5s.iter().map(|b| format!("{:.0}", mb(*b))).collect();
+        println!(
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {verdict} ({grew:+.1} MB) |",
+            self.name,
+            self.load,
+            mb(self.idle),
+            mb(self.start),
+            mb(self.end),
+            mb(self.peak),
+            timeline.join(" → ")
+        );
+    }
+}
+
+/// The bridge binary as a child, its RSS sampled while BulkPublish calls of 1000 × 100 B
+/// arrive at `rate` msg/s (up to 16 calls in flight; the achieved rate is reported).
+async fn memory_under_publish(bootstrap: &str, rate: u64, seconds: u64) -> MemoryRow {
+    let bridge = BridgeUnderTest::child(&[]);
+    let pid = bridge.pid().unwrap();
+    let topic = unique("memory-publish");
+    let mut daprd = Daprd::connect(bridge.socket(), Some("memory")).await;
+    daprd
+        .init(&[("brokers", bootstrap), ("linger", "5ms"), ("autoCreateTopics", "true"), ("topicPartitions", "4")])
+        .await
+        .unwrap();
+    // The topic exists before the clock starts.
+    let one = vec![("0".to_owned(), vec![b'x'; 100], HashMap::new())];
+    assert!(daprd.bulk_publish(&topic, one).await.unwrap().is_empty());
+    let idle = proc_status(pid, "VmRSS");
+
+    let calls = Arc::new(tokio::sync::Semaphore::new(16));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1000.0 / rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sampler = RssSampler::start(pid);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        tick.tick().await;
+        let permit = calls.clone().acquire_owned().await.unwrap();
+        let (mut daprd, topic, delivered) = (daprd.clone(), topic.clone(), delivered.clone());
+        tokio::spawn(async move {
+            let entries = (0..1000).map(|i| (i.to_string(), vec![b'x'; 100], HashMap::new())).collect();
+            assert!(daprd.bulk_publish(&topic, entries).await.unwrap().is_empty());
+            delivered.fetch_add(1000, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+    let _ = calls.acquire_many(16).await.unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let samples = sampler.finish().await;
+    let peak = proc_status(pid, "VmHWM");
+    assert!(bridge.stop().await);
+    let achieved = delivered.load(Ordering::Relaxed) as f64 / elapsed;
+    MemoryRow::new(
+        format!("sustained BulkPublish, {} k msg/s offered, 100 B", rate / 1000),
+        format!("{:.0} k msg/s achieved for {elapsed:.0} s", achieved / 1000.0),
+        idle,
+        &samples,
+        Duration::from_secs(2),
+        peak,
+    )
+}
+
+/// A backlog of `backlog` × 100 B (produced straight to Kafka), then the bridge binary as a
+/// child with a slow daprd on it: one stream acking one message per millisecond, for
+/// `seconds`. The bridge may prefetch, but only up to its bounds.
+async fn memory_under_backlog(
+    publisher: &mut Daprd,
+    embedded: Option<&EmbeddedKafka>,
+    bootstrap: &str,
+    backlog: usize,
+    seconds: u64,
+) -> MemoryRow {
+    let topic = unique("memory-backlog");
+    // The mock cluster keeps about 5 MB per partition: spread the backlog thin there.
+    let partitions = match embedded {
+        Some(mock) => {
+            mock.create_topic(&topic, 64).unwrap();
+            64
+        }
+        None => {
+            // The in-process bridge creates the topic (Tansu does not create topics on produce).
+            let one = vec![("0".to_owned(), vec![b'x'; 100], HashMap::new())];
+            assert!(publisher.bulk_publish(&topic, one).await.unwrap().is_empty());
+            4
+        }
+    };
+    let (b, t) = (bootstrap.to_owned(), topic.clone());
+    let rate = tokio::task::spawn_blocking(move || direct_produce(&b, &t, backlog)).await.unwrap();
+    eprintln!("backlog of {backlog} produced at {rate:.0} msg/s");
+
+    let bridge = BridgeUnderTest::child(&[]);
+    let pid = bridge.pid().unwrap();
+    let group = unique("slow");
+    let mut daprd = Daprd::connect(bridge.socket(), Some(&group)).await;
+    daprd
+        .init(&[
+            ("brokers", bootstrap),
+            ("consumerGroup", &group),
+            ("initialOffset", "oldest"),
+            // Tansu completes a join after about half the session timeout.
+            ("sessionTimeout", "6000"),
+            ("heartbeatInterval", "1000"),
+        ])
+        .await
+        .unwrap();
+    let idle = proc_status(pid, "VmRSS");
+    let sampler = RssSampler::start(pid);
+    let started = Instant::now();
+    let mut sub = daprd.subscribe(&topic, &[]).await.unwrap();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut acked = 0u64;
+    let mut first = None;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let Some(m) = sub.next(Duration::from_secs(1)).await else { continue };
+        first.get_or_insert_with(|| started.elapsed());
+        tick.tick().await;
+        sub.ack(&m.id).await;
+        acked += 1;
+    }
+    let samples = sampler.finish().await;
+    let peak = proc_status(pid, "VmHWM");
+    sub.close();
+    assert!(bridge.stop().await);
+    let first = first.map_or("none".to_owned(), |f| format!("{:.1} s", f.as_secs_f64()));
+    MemoryRow::new(
+        format!("{} k × 100 B backlog, {partitions} partitions, daprd acking 1 per ms", backlog / 1000),
+        format!("{acked} acked in {seconds} s (first after {first})"),
+        idle,
+        &samples,
+        Duration::from_secs(2),
+        peak,
+    )
+}
+
+/// Messages per round of the BulkPublish row, on each side.
+const BULK_MESSAGES: usize = 800_000;
+
+/// Where a binary is: `$var`, else `name` in the directory of the bridge binary (the release
+/// directory when benches run from `cargo bench`).
+fn binary(var: &str, name: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(var) {
+        return Some(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join(name);
+    path.exists().then_some(path)
+}
+
+fn env_or<T: std::str::FromStr>(var: &str, default: T) -> T {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let rounds: usize = env_or("ROUNDS", 3);
     let embedded = std::env::var("BROKERS").is_err().then(|| EmbeddedKafka::start(1).unwrap());
     let bootstrap = std::env::var("BROKERS").unwrap_or_else(|_| embedded.as_ref().unwrap().bootstrap().to_owned());
+    let perf = std::env::var_os("RDKAFKA_PERFORMANCE").map(PathBuf::from);
+    let loadgen = binary("LOADGEN", "kafka-loadgen");
+    let has_bridge_binary = binary("BRIDGE_BIN", "kafka-pubsub-bridge").is_some();
     let bridge = BridgeUnderTest::in_process(None);
     let folder = tempfile::tempdir().unwrap();
     let noop_socket = folder.path().join("noop.sock");
@@ -247,23 +566,40 @@ async fn main() {
         .unwrap();
     let mut noop = Daprd::connect(&noop_socket, None).await;
     noop.init(&[]).await.unwrap();
-    // A backlog for the one-in-flight and drain rows.
-    let drain_count = 20_000;
-    for _ in 0..drain_count / 1000 {
-        let entries = (0..1000).map(|i| (i.to_string(), vec![b'x'; 100], HashMap::new())).collect();
-        assert!(publisher.bulk_publish(&backlog, entries).await.unwrap().is_empty());
-    }
 
-    let mut rows: Vec<(&str, Vec<f64>, Vec<f64>, f64)> = vec![
-        ("ack→next, one in flight (msg/s)", vec![], vec![], 0.5),
-        ("100 concurrent Publish, 100 B, linger 0 (msg/s)", vec![], vec![], 0.7),
-        ("BulkPublish ×1000 ×8, 100 B vs librdkafka (msg/s)", vec![], vec![], 0.8),
-        ("PullMessages drain vs librdkafka consumer (msg/s)", vec![], vec![], 0.7),
-    ];
-    // ROWS=0,3 measures only those rows (0-based).
+    // ROWS=0,4 measures only those rows (0-based; 5 and 6 are the memory rows).
     let only: Option<Vec<usize>> =
         std::env::var("ROWS").ok().map(|r| r.split(',').filter_map(|n| n.trim().parse().ok()).collect());
-    let on = |row: usize| only.as_ref().is_none_or(|o| o.contains(&row));
+    let skip_memory = std::env::var("SKIP_MEMORY").is_ok_and(|v| !v.is_empty() && v != "0");
+    let on = |row: usize| only.as_ref().is_none_or(|o| o.contains(&row)) && !(skip_memory && row >= 5);
+
+    // A backlog for the one-in-flight and drain rows.
+    let drain_count = 20_000;
+    if on(0) || on(3) {
+        for _ in 0..drain_count / 1000 {
+            let entries = (0..1000).map(|i| (i.to_string(), vec![b'x'; 100], HashMap::new())).collect();
+            assert!(publisher.bulk_publish(&backlog, entries).await.unwrap().is_empty());
+        }
+    }
+
+    let bulk_anchor = if perf.is_some() { "rdkafka_performance" } else { "librdkafka in process" };
+    let mut rows: Vec<(String, Vec<f64>, Vec<f64>, f64)> = vec![
+        ("ack→next, one in flight (msg/s)".into(), vec![], vec![], 0.5),
+        ("100 concurrent Publish, 100 B, linger 0 (msg/s)".into(), vec![], vec![], 0.7),
+        (format!("BulkPublish ×1000 ×8, 100 B vs {bulk_anchor} (msg/s)"), vec![], vec![], 0.8),
+        ("PullMessages drain vs librdkafka consumer (msg/s)".into(), vec![], vec![], 0.7),
+    ];
+    // Row 4: the bridge binary as a child for kafka-loadgen's component target.
+    let latency_rate: u64 = env_or("LATENCY_RATE", 10_000);
+    let latency_bridge = match (&loadgen, on(4)) {
+        (Some(_), true) if has_bridge_binary => Some(BridgeUnderTest::child(&[])),
+        (_, true) => {
+            eprintln!("row 4 skipped: build kafka-loadgen and the bridge (cargo build --release -p kafka-loadgen -p dapr-kafka-bridge)");
+            None
+        }
+        _ => None,
+    };
+    let mut latencies: Vec<Latencies> = vec![];
     for round in 0..rounds {
         eprintln!("round {} of {rounds}", round + 1);
         // ack→next with one message in flight.
@@ -286,11 +622,18 @@ async fn main() {
             rows[1].1.push(concurrent_publish(&unary, &topic, 100).await);
             rows[1].2.push(concurrent_publish(&noop, &topic, 100).await);
         }
-        // BulkPublish against librdkafka producing directly.
+        // BulkPublish against librdkafka producing directly: rdkafka_performance when given.
         if on(2) {
-            rows[2].1.push(bulk_publish(&publisher, &topic, 160).await);
-            let (b, t) = (bootstrap.clone(), topic.clone());
-            rows[2].2.push(tokio::task::spawn_blocking(move || direct_produce(&b, &t, 160_000)).await.unwrap());
+            rows[2].1.push(bulk_publish(&publisher, &topic, BULK_MESSAGES / 1000).await);
+            let (b, t, p) = (bootstrap.clone(), topic.clone(), perf.clone());
+            rows[2].2.push(
+                tokio::task::spawn_blocking(move || match p {
+                    Some(perf) => perf_produce(&perf, &b, &t, BULK_MESSAGES),
+                    None => direct_produce(&b, &t, BULK_MESSAGES),
+                })
+                .await
+                .unwrap(),
+            );
         }
         // Drain of the backlog.
         if on(3) {
@@ -298,12 +641,67 @@ async fn main() {
             let (b, t) = (bootstrap.clone(), backlog.clone());
             rows[3].2.push(tokio::task::spawn_blocking(move || direct_drain(&b, &t, drain_count)).await.unwrap());
         }
+        // Publish latency, direct and through the bridge, interleaved by kafka-loadgen.
+        if let (Some(child), Some(loadgen)) = (&latency_bridge, &loadgen) {
+            let (loadgen, b, socket, pid) =
+                (loadgen.clone(), bootstrap.clone(), child.socket().to_owned(), child.pid().unwrap());
+            let out = folder.path().join(format!("latency-{round}"));
+            latencies.push(
+                tokio::task::spawn_blocking(move || loadgen_latency(&loadgen, &b, &socket, pid, latency_rate, &out))
+                    .await
+                    .unwrap(),
+            );
+        }
     }
+    if let Some(child) = latency_bridge {
+        assert!(child.stop().await);
+    }
+
     println!("| row | bridge | anchor | ratio | target |");
     println!("|---|---|---|---|---|");
     for (name, bridge_rates, anchor_rates, target) in rows.into_iter().filter(|r| !r.1.is_empty()) {
         let (b, a) = (median(bridge_rates), median(anchor_rates));
         println!("| {name} | {b:.0} | {a:.0} | {:.2} | ≥ {target} |", b / a);
+    }
+    if !latencies.is_empty() {
+        // The added latency is the median of each round's difference (both targets of a round
+        // ran back to back on the same broker).
+        let percentiles: [(&str, fn(&(f64, f64)) -> f64, f64); 2] = [("p50", |p| p.0, 100.0), ("p99", |p| p.1, 300.0)];
+        for (name, pick, target) in percentiles {
+            let bridge = median(latencies.iter().map(|l| pick(&l.component)).collect());
+            let direct = median(latencies.iter().map(|l| pick(&l.direct)).collect());
+            let added = median(latencies.iter().map(|l| pick(&l.component) - pick(&l.direct)).collect());
+            println!(
+                "| {name} publish latency, {} k msg/s open loop, linger 5 ms, vs direct (µs) | {bridge:.0} | {direct:.0} | {added:+.0} µs added | < +{target:.0} µs |",
+                latency_rate / 1000
+            );
+        }
+    }
+
+    let mut memory = vec![];
+    if (on(5) || on(6)) && !has_bridge_binary {
+        eprintln!("memory rows skipped: build the bridge (cargo build --release -p dapr-kafka-bridge)");
+    } else {
+        let seconds: u64 = env_or("MEMORY_SECONDS", 20);
+        if on(5) {
+            eprintln!("memory: sustained publish");
+            memory.push(memory_under_publish(&bootstrap, env_or("MEMORY_RATE", 100_000), seconds).await);
+        }
+        if on(6) {
+            eprintln!("memory: backlog and a slow daprd");
+            let backlog = env_or("BACKLOG", 1_000_000);
+            memory.push(memory_under_backlog(&mut publisher, embedded.as_ref(), &bootstrap, backlog, seconds).await);
+        }
+    }
+    if !memory.is_empty() {
+        println!();
+        println!("memory (the bridge binary as a child process; RSS from /proc/PID/status, MB = 10⁶ bytes)");
+        println!();
+        println!("| row | load | idle MB | start MB (after 2 s) | end MB | peak MB (VmHWM) | RSS every 5 s (MB) | end − start |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for row in &memory {
+            row.print();
+        }
     }
     assert!(bridge.stop().await);
 }
