@@ -281,21 +281,27 @@ struct Latencies {
 }
 
 /// One `kafka-loadgen` sweep at `rate` msg/s open loop, 100 B, linger 5 ms, acks all and
-/// idempotence on both targets, straight to Kafka and through the bridge at `socket`
-/// (interleaved by the tool). Publish latency runs from each message's intended send time to
-/// its acknowledgement; Tansu does not wake waiting fetches, so end-to-end latency would
-/// measure `fetch.wait.max.ms` and is not taken.
-fn loadgen_latency(loadgen: &Path, bootstrap: &str, socket: &Path, pid: u32, rate: u64, out: &Path) -> Latencies {
-    let output = Command::new(loadgen)
-        .args(["sweep", "--brokers", bootstrap, "--socket"])
-        .arg(socket)
-        .args(["--component-pid", &pid.to_string(), "--target", "direct,component", "--rate", &rate.to_string()])
+/// idempotence on both targets, straight to Kafka and through the bridge binary `bridge`,
+/// which the tool starts as a child process on a private socket (interleaved by the tool).
+/// `brokers`: a real broker; `None` is the tool's own in-process mock cluster (the mock
+/// serves no CreateTopics, and the tool makes a topic per step). Publish latency runs from
+/// each message's intended send time to its acknowledgement; Tansu does not wake waiting
+/// fetches, so end-to-end latency would measure `fetch.wait.max.ms` and is not taken.
+fn loadgen_latency(loadgen: &Path, bridge: &Path, brokers: Option<&str>, rate: u64, out: &Path) -> Latencies {
+    let mut command = Command::new(loadgen);
+    command.args(["sweep", "--spawn-bridge", "--bridge-bin"]).arg(bridge);
+    if let Some(brokers) = brokers {
+        command.args(["--brokers", brokers]);
+    }
+    let output = command
+        .args(["--target", "direct,component", "--rate", &rate.to_string()])
         .args(["--linger-ms", "5", "--acks", "all", "--idempotence", "true", "--compression", "none"])
         .args(["--partitions", "4", "--message-size", "100", "--producers", "1"])
         // Enough concurrent calls that the generator never waits for a free one at this rate.
         .args(["--publish", "unary:1000", "--warmup", "1s", "--duration", "5s", "--cooldown", "0s"])
         .args(["--no-end-to-end", "--no-progress", "--name", "ratios-latency", "--out"])
         .arg(out)
+        .env_remove("LOADGEN_BROKERS")
         .output()
         .expect("starting kafka-loadgen");
     assert!(output.status.success(), "kafka-loadgen failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -495,10 +501,17 @@ async fn memory_under_backlog(
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut acked = 0u64;
-    let mut first = None;
-    while started.elapsed() < Duration::from_secs(seconds) {
+    // The load starts with the first message (after the group join); it runs `seconds` from there.
+    let mut first: Option<Duration> = None;
+    loop {
+        let now = started.elapsed();
+        match first {
+            Some(f) if now >= f + Duration::from_secs(seconds) => break,
+            None => assert!(now < Duration::from_secs(60), "no message from the backlog within 60 s"),
+            _ => {}
+        }
         let Some(m) = sub.next(Duration::from_secs(1)).await else { continue };
-        first.get_or_insert_with(|| started.elapsed());
+        first.get_or_insert(started.elapsed());
         tick.tick().await;
         sub.ack(&m.id).await;
         acked += 1;
@@ -507,13 +520,13 @@ async fn memory_under_backlog(
     let peak = proc_status(pid, "VmHWM");
     sub.close();
     assert!(bridge.stop().await);
-    let first = first.map_or("none".to_owned(), |f| format!("{:.1} s", f.as_secs_f64()));
+    let first = first.unwrap();
     MemoryRow::new(
         format!("{} k × 100 B backlog, {partitions} partitions, daprd acking 1 per ms", backlog / 1000),
-        format!("{acked} acked in {seconds} s (first after {first})"),
+        format!("{acked} acked in {seconds} s from the first message ({:.1} s after subscribing)", first.as_secs_f64()),
         idle,
         &samples,
-        Duration::from_secs(2),
+        first + Duration::from_secs(2),
         peak,
     )
 }
@@ -543,7 +556,8 @@ async fn main() {
     let bootstrap = std::env::var("BROKERS").unwrap_or_else(|_| embedded.as_ref().unwrap().bootstrap().to_owned());
     let perf = std::env::var_os("RDKAFKA_PERFORMANCE").map(PathBuf::from);
     let loadgen = binary("LOADGEN", "kafka-loadgen");
-    let has_bridge_binary = binary("BRIDGE_BIN", "kafka-pubsub-bridge").is_some();
+    let bridge_binary = binary("BRIDGE_BIN", "kafka-pubsub-bridge");
+    let has_bridge_binary = bridge_binary.is_some();
     let bridge = BridgeUnderTest::in_process(None);
     let folder = tempfile::tempdir().unwrap();
     let noop_socket = folder.path().join("noop.sock");
@@ -589,11 +603,11 @@ async fn main() {
         (format!("BulkPublish ×1000 ×8, 100 B vs {bulk_anchor} (msg/s)"), vec![], vec![], 0.8),
         ("PullMessages drain vs librdkafka consumer (msg/s)".into(), vec![], vec![], 0.7),
     ];
-    // Row 4: the bridge binary as a child for kafka-loadgen's component target.
+    // Row 4: kafka-loadgen, which starts the bridge binary as a child per sweep.
     let latency_rate: u64 = env_or("LATENCY_RATE", 10_000);
-    let latency_bridge = match (&loadgen, on(4)) {
-        (Some(_), true) if has_bridge_binary => Some(BridgeUnderTest::child(&[])),
-        (_, true) => {
+    let latency_tools = match (&loadgen, &bridge_binary) {
+        (Some(loadgen), Some(bridge)) if on(4) => Some((loadgen.clone(), bridge.clone())),
+        _ if on(4) => {
             eprintln!("row 4 skipped: build kafka-loadgen and the bridge (cargo build --release -p kafka-loadgen -p dapr-kafka-bridge)");
             None
         }
@@ -642,23 +656,23 @@ async fn main() {
             rows[3].2.push(tokio::task::spawn_blocking(move || direct_drain(&b, &t, drain_count)).await.unwrap());
         }
         // Publish latency, direct and through the bridge, interleaved by kafka-loadgen.
-        if let (Some(child), Some(loadgen)) = (&latency_bridge, &loadgen) {
-            let (loadgen, b, socket, pid) =
-                (loadgen.clone(), bootstrap.clone(), child.socket().to_owned(), child.pid().unwrap());
+        if let Some((loadgen, bridge_bin)) = latency_tools.clone() {
+            let brokers = embedded.is_none().then(|| bootstrap.clone());
             let out = folder.path().join(format!("latency-{round}"));
             latencies.push(
-                tokio::task::spawn_blocking(move || loadgen_latency(&loadgen, &b, &socket, pid, latency_rate, &out))
-                    .await
-                    .unwrap(),
+                tokio::task::spawn_blocking(move || {
+                    loadgen_latency(&loadgen, &bridge_bin, brokers.as_deref(), latency_rate, &out)
+                })
+                .await
+                .unwrap(),
             );
         }
     }
-    if let Some(child) = latency_bridge {
-        assert!(child.stop().await);
-    }
 
-    println!("| row | bridge | anchor | ratio | target |");
-    println!("|---|---|---|---|---|");
+    if rows.iter().any(|r| !r.1.is_empty()) || !latencies.is_empty() {
+        println!("| row | bridge | anchor | ratio | target |");
+        println!("|---|---|---|---|---|");
+    }
     for (name, bridge_rates, anchor_rates, target) in rows.into_iter().filter(|r| !r.1.is_empty()) {
         let (b, a) = (median(bridge_rates), median(anchor_rates));
         println!("| {name} | {b:.0} | {a:.0} | {:.2} | ≥ {target} |", b / a);
@@ -697,7 +711,7 @@ async fn main() {
         println!();
         println!("memory (the bridge binary as a child process; RSS from /proc/PID/status, MB = 10⁶ bytes)");
         println!();
-        println!("| row | load | idle MB | start MB (after 2 s) | end MB | peak MB (VmHWM) | RSS every 5 s (MB) | end − start |");
+        println!("| row | load | idle MB | start MB (2 s into the load) | end MB | peak MB (VmHWM) | RSS every 5 s (MB) | end − start |");
         println!("|---|---|---|---|---|---|---|---|");
         for row in &memory {
             row.print();
