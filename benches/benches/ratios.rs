@@ -385,7 +385,7 @@ impl MemoryRow {
 
     fn print(&self) {
         let mb = |b: u64| b as f64 / 1e6;
-        // Flat: the RSS at the end is within 10 % (and at least 2 MB) of the RSS once warm.
+        // Flat: the RSS at the end exceeds the RSS once warm by at most 10 % of it, or 2 MB.
         let grew = mb(self.end) - mb(self.start);
         let verdict = if grew <= (0.1 * mb(self.start)).max(2.0) { "flat" } else { "grew" };
         let timeline: Vec<String> = self.every_5s.iter().map(|b| format!("{:.0}", mb(*b))).collect();
