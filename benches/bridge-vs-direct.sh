@@ -24,10 +24,11 @@
 #   ROWS (all)            comma-separated row numbers to run, e.g. ROWS=0,3
 #   BROKERS               bootstrap servers of a broker to use, or `mock`; default: a fresh Tansu
 #   SKIP_MEMORY=1         leave out rows 5 and 6 (about a minute)
-#   MEMORY_SECONDS (20)   length of each memory row's load
+#   MEMORY_SECONDS (30)   length of each memory row's load
 #   MEMORY_RATE (100000)  msg/s offered in row 5
 #   BACKLOG (1000000)     messages in row 6's backlog
 #   LATENCY_RATE (10000)  open-loop msg/s of row 4
+#   LATENCY_SECONDS (10)  measured seconds of each target in each round of row 4
 #   RDKAFKA_PERFORMANCE   an rdkafka_performance binary to use (default: built here; if that
 #                         fails, row 2's anchor is librdkafka in the bench process)
 #   TANSU_BIN             the tansu binary (default: tansu on PATH, ~/.cargo/bin)

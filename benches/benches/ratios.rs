@@ -13,7 +13,7 @@
 //! medians compared; row 4 adds the p50 and p99 publish latency the bridge adds (the median of
 //! each round's difference). Then a second table, memory (rows 5 and 6, skipped with
 //! `SKIP_MEMORY=1`): the bridge binary as a child process, its RSS sampled from `/proc`, under
-//! a sustained BulkPublish load (`MEMORY_RATE`, 100 k msg/s, for `MEMORY_SECONDS`, 20) and
+//! a sustained BulkPublish load (`MEMORY_RATE`, 100 k msg/s, for `MEMORY_SECONDS`, 30) and
 //! with a slow daprd (one ack per ms) on a backlog of `BACKLOG` (1 M) × 100 B.
 //!
 //! Brokers: `BROKERS` (e.g. Tansu, as `benches/bridge-vs-direct.sh` starts it), else the
@@ -263,7 +263,8 @@ fn perf_produce(perf: &Path, bootstrap: &str, topic: &str, count: usize) -> f64 
             Some((cols.get(1)?.parse().ok()?, cols.get(5)?.parse().ok()?, cols.get(8)?.parse().ok()?))
         })
         .collect();
-    let &(end, delivered, failed) = rows.last().unwrap_or_else(|| panic!("no summary from rdkafka_performance: {stdout}"));
+    let &(end, delivered, failed) =
+        rows.last().unwrap_or_else(|| panic!("no summary from rdkafka_performance: {stdout}"));
     assert!(
         output.status.success() && delivered == count && failed == 0,
         "rdkafka_performance delivered {delivered} of {count} ({failed} failed): {stdout}"
@@ -287,7 +288,14 @@ struct Latencies {
 /// serves no CreateTopics, and the tool makes a topic per step). Publish latency runs from
 /// each message's intended send time to its acknowledgement; Tansu does not wake waiting
 /// fetches, so end-to-end latency would measure `fetch.wait.max.ms` and is not taken.
-fn loadgen_latency(loadgen: &Path, bridge: &Path, brokers: Option<&str>, rate: u64, out: &Path) -> Latencies {
+fn loadgen_latency(
+    loadgen: &Path,
+    bridge: &Path,
+    brokers: Option<&str>,
+    rate: u64,
+    seconds: u64,
+    out: &Path,
+) -> Latencies {
     let mut command = Command::new(loadgen);
     command.args(["sweep", "--spawn-bridge", "--bridge-bin"]).arg(bridge);
     if let Some(brokers) = brokers {
@@ -298,7 +306,7 @@ fn loadgen_latency(loadgen: &Path, bridge: &Path, brokers: Option<&str>, rate: u
         .args(["--linger-ms", "5", "--acks", "all", "--idempotence", "true", "--compression", "none"])
         .args(["--partitions", "4", "--message-size", "100", "--producers", "1"])
         // Enough concurrent calls that the generator never waits for a free one at this rate.
-        .args(["--publish", "unary:1000", "--warmup", "1s", "--duration", "5s", "--cooldown", "0s"])
+        .args(["--publish", "unary:1000", "--warmup", "1s", "--duration", &format!("{seconds}s"), "--cooldown", "0s"])
         .args(["--no-end-to-end", "--no-progress", "--name", "ratios-latency", "--out"])
         .arg(out)
         .env_remove("LOADGEN_BROKERS")
@@ -362,42 +370,54 @@ struct MemoryRow {
     load: String,
     idle: u64,
     start: u64,
+    /// RSS 10 s before the end: the end minus this says whether it still grows.
+    late: u64,
     end: u64,
     peak: u64,
     every_5s: Vec<u64>,
 }
 
 impl MemoryRow {
-    /// From RSS samples over the load (time since the load began): `start` is the RSS after
-    /// `warm` (buffers, pools and librdkafka's queues fill in the first seconds), `end` the
+    /// From RSS samples (time since sampling began): `start` is the RSS at `warm` (2 s into
+    /// the load: buffers, pools and librdkafka's queues fill in the first seconds), `end` the
     /// last sample, `peak` the process's VmHWM.
     fn new(name: String, load: String, idle: u64, samples: &[(Duration, u64)], warm: Duration, peak: u64) -> Self {
-        let start = samples.iter().find(|(t, _)| *t >= warm).or(samples.last()).map_or(0, |s| s.1);
-        let end = samples.last().map_or(0, |s| s.1);
+        let at = |t: Duration| samples.iter().find(|s| s.0 >= t).or(samples.last()).map_or(0, |s| s.1);
+        let last = samples.last().map_or(Duration::ZERO, |s| s.0);
         let mut every_5s = vec![];
         for (t, rss) in samples {
             if t.as_secs_f64() >= 5.0 * every_5s.len() as f64 {
                 every_5s.push(*rss);
             }
         }
-        Self { name, load, idle, start, end, peak, every_5s }
+        Self {
+            name,
+            load,
+            idle,
+            start: at(warm),
+            late: at(last.saturating_sub(Duration::from_secs(10)).max(warm)),
+            end: at(last),
+            peak,
+            every_5s,
+        }
     }
 
     fn print(&self) {
         let mb = |b: u64| b as f64 / 1e6;
-        // Flat: the RSS at the end exceeds the RSS once warm by at most 10 % of it, or 2 MB.
-        let grew = mb(self.end) - mb(self.start);
-        let verdict = if grew <= (0.1 * mb(self.start)).max(2.0) { "flat" } else { "grew" };
+        // Flat: over the last 10 s the RSS grew by at most 2 % of it, or 1 MB.
+        let late = mb(self.end) - mb(self.late);
+        let verdict = if late <= (0.02 * mb(self.end)).max(1.0) { "flat" } else { "still growing" };
         let timeline: Vec<String> = self.every_5s.iter().map(|b| format!("{:.0}", mb(*b))).collect();
         println!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {verdict} ({grew:+.1} MB) |",
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {verdict}: {late:+.1} MB in the last 10 s, {:+.1} MB since 2 s in |",
             self.name,
             self.load,
             mb(self.idle),
             mb(self.start),
             mb(self.end),
             mb(self.peak),
-            timeline.join(" → ")
+            timeline.join(" → "),
+            mb(self.end) - mb(self.start),
         );
     }
 }
@@ -605,10 +625,13 @@ async fn main() {
     ];
     // Row 4: kafka-loadgen, which starts the bridge binary as a child per sweep.
     let latency_rate: u64 = env_or("LATENCY_RATE", 10_000);
+    let latency_seconds: u64 = env_or("LATENCY_SECONDS", 10);
     let latency_tools = match (&loadgen, &bridge_binary) {
         (Some(loadgen), Some(bridge)) if on(4) => Some((loadgen.clone(), bridge.clone())),
         _ if on(4) => {
-            eprintln!("row 4 skipped: build kafka-loadgen and the bridge (cargo build --release -p kafka-loadgen -p dapr-kafka-bridge)");
+            eprintln!(
+                "row 4 skipped: build kafka-loadgen and the bridge (cargo build --release -p kafka-loadgen -p dapr-kafka-bridge)"
+            );
             None
         }
         _ => None,
@@ -659,13 +682,16 @@ async fn main() {
         if let Some((loadgen, bridge_bin)) = latency_tools.clone() {
             let brokers = embedded.is_none().then(|| bootstrap.clone());
             let out = folder.path().join(format!("latency-{round}"));
-            latencies.push(
-                tokio::task::spawn_blocking(move || {
-                    loadgen_latency(&loadgen, &bridge_bin, brokers.as_deref(), latency_rate, &out)
-                })
-                .await
-                .unwrap(),
+            let l = tokio::task::spawn_blocking(move || {
+                loadgen_latency(&loadgen, &bridge_bin, brokers.as_deref(), latency_rate, latency_seconds, &out)
+            })
+            .await
+            .unwrap();
+            eprintln!(
+                "publish latency p50/p99 µs: direct {:.0}/{:.0}, through the bridge {:.0}/{:.0}",
+                l.direct.0, l.direct.1, l.component.0, l.component.1
             );
+            latencies.push(l);
         }
     }
 
@@ -696,7 +722,7 @@ async fn main() {
     if (on(5) || on(6)) && !has_bridge_binary {
         eprintln!("memory rows skipped: build the bridge (cargo build --release -p dapr-kafka-bridge)");
     } else {
-        let seconds: u64 = env_or("MEMORY_SECONDS", 20);
+        let seconds: u64 = env_or("MEMORY_SECONDS", 30);
         if on(5) {
             eprintln!("memory: sustained publish");
             memory.push(memory_under_publish(&bootstrap, env_or("MEMORY_RATE", 100_000), seconds).await);
@@ -711,7 +737,9 @@ async fn main() {
         println!();
         println!("memory (the bridge binary as a child process; RSS from /proc/PID/status, MB = 10⁶ bytes)");
         println!();
-        println!("| row | load | idle MB | start MB (2 s into the load) | end MB | peak MB (VmHWM) | RSS every 5 s (MB) | end − start |");
+        println!(
+            "| row | load | idle MB | start MB (2 s into the load) | end MB | peak MB (VmHWM) | RSS every 5 s (MB) | verdict |"
+        );
         println!("|---|---|---|---|---|---|---|---|");
         for row in &memory {
             row.print();
