@@ -274,11 +274,11 @@ fn perf_produce(perf: &Path, bootstrap: &str, topic: &str, count: usize) -> f64 
     (delivered - first_delivered) as f64 / ((end - first) / 1000.0)
 }
 
-/// Publish latency percentiles (µs) of one `kafka-loadgen` sweep: `(p50, p99)` for the
+/// Publish latency percentiles (µs) of one `kafka-loadgen` sweep: `[p50, p99]` for the
 /// direct step and for the component step.
 struct Latencies {
-    direct: (f64, f64),
-    component: (f64, f64),
+    direct: [f64; 2],
+    component: [f64; 2],
 }
 
 /// One `kafka-loadgen` sweep at `rate` msg/s open loop, 100 B, linger 5 ms, acks all and
@@ -315,11 +315,11 @@ fn loadgen_latency(
     assert!(output.status.success(), "kafka-loadgen failed: {}", String::from_utf8_lossy(&output.stderr));
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).expect("results.json");
-    let mut latencies = Latencies { direct: (0.0, 0.0), component: (0.0, 0.0) };
+    let mut latencies = Latencies { direct: [0.0; 2], component: [0.0; 2] };
     for step in results["steps"].as_array().unwrap() {
         assert_eq!(step["status"], "ok", "kafka-loadgen step failed: {}", step["failure"]);
         let p = &step["measurement"]["publish_latency"];
-        let pair = (p["p50"].as_f64().unwrap(), p["p99"].as_f64().unwrap());
+        let pair = [p["p50"].as_f64().unwrap(), p["p99"].as_f64().unwrap()];
         match step["config"]["target"].as_str() {
             Some("direct") => latencies.direct = pair,
             Some("component") => latencies.component = pair,
@@ -689,7 +689,7 @@ async fn main() {
             .unwrap();
             eprintln!(
                 "publish latency p50/p99 µs: direct {:.0}/{:.0}, through the bridge {:.0}/{:.0}",
-                l.direct.0, l.direct.1, l.component.0, l.component.1
+                l.direct[0], l.direct[1], l.component[0], l.component[1]
             );
             latencies.push(l);
         }
@@ -706,11 +706,10 @@ async fn main() {
     if !latencies.is_empty() {
         // The added latency is the median of each round's difference (both targets of a round
         // ran back to back on the same broker).
-        let percentiles: [(&str, fn(&(f64, f64)) -> f64, f64); 2] = [("p50", |p| p.0, 100.0), ("p99", |p| p.1, 300.0)];
-        for (name, pick, target) in percentiles {
-            let bridge = median(latencies.iter().map(|l| pick(&l.component)).collect());
-            let direct = median(latencies.iter().map(|l| pick(&l.direct)).collect());
-            let added = median(latencies.iter().map(|l| pick(&l.component) - pick(&l.direct)).collect());
+        for (i, (name, target)) in [("p50", 100.0), ("p99", 300.0)].into_iter().enumerate() {
+            let bridge = median(latencies.iter().map(|l| l.component[i]).collect());
+            let direct = median(latencies.iter().map(|l| l.direct[i]).collect());
+            let added = median(latencies.iter().map(|l| l.component[i] - l.direct[i]).collect());
             println!(
                 "| {name} publish latency, {} k msg/s open loop, linger 5 ms, vs direct (µs) | {bridge:.0} | {direct:.0} | {added:+.0} µs added | < +{target:.0} µs |",
                 latency_rate / 1000
