@@ -23,8 +23,9 @@
 #   ROUNDS (3)            interleaved rounds of rows 0-4; medians are compared
 #   ROWS (all)            comma-separated row numbers to run, e.g. ROWS=0,3
 #   BROKERS               bootstrap servers of a broker to use, or `mock`; default: a fresh Tansu
-#   SKIP_MEMORY=1         leave out rows 5 and 6 (about a minute)
-#   MEMORY_SECONDS (30)   length of each memory row's load
+#   SKIP_MEMORY=1         leave out rows 5 and 6 (about 100 s)
+#   MEMORY_SECONDS (30)   length of row 5's load
+#   BACKLOG_SECONDS (60)  how long row 6's slow daprd runs, from its first message
 #   MEMORY_RATE (100000)  msg/s offered in row 5
 #   BACKLOG (1000000)     messages in row 6's backlog
 #   LATENCY_RATE (10000)  open-loop msg/s of row 4

@@ -14,7 +14,8 @@
 //! each round's difference). Then a second table, memory (rows 5 and 6, skipped with
 //! `SKIP_MEMORY=1`): the bridge binary as a child process, its RSS sampled from `/proc`, under
 //! a sustained BulkPublish load (`MEMORY_RATE`, 100 k msg/s, for `MEMORY_SECONDS`, 30) and
-//! with a slow daprd (one ack per ms) on a backlog of `BACKLOG` (1 M) × 100 B.
+//! with a slow daprd (one ack per ms, for `BACKLOG_SECONDS`, 60) on a backlog of `BACKLOG`
+//! (1 M) × 100 B.
 //!
 //! Brokers: `BROKERS` (e.g. Tansu, as `benches/bridge-vs-direct.sh` starts it), else the
 //! in-process mock cluster. `ROWS=0,4` measures only those rows. Row 4 needs `kafka-loadgen`
@@ -729,6 +730,8 @@ async fn main() {
         if on(6) {
             eprintln!("memory: backlog and a slow daprd");
             let backlog = env_or("BACKLOG", 1_000_000);
+            // Longer: the bridge's prefetch for the slow daprd takes about 20 s to fill on Tansu.
+            let seconds = env_or("BACKLOG_SECONDS", 60);
             memory.push(memory_under_backlog(&mut publisher, embedded.as_ref(), &bootstrap, backlog, seconds).await);
         }
     }
