@@ -425,15 +425,12 @@ impl MemoryRow {
 
 /// The bridge binary as a child, its RSS sampled while BulkPublish calls of 1000 × 100 B
 /// arrive at `rate` msg/s (up to 16 calls in flight; the achieved rate is reported).
-async fn memory_under_publish(bootstrap: &str, rate: u64, seconds: u64) -> MemoryRow {
+async fn memory_under_publish(embedded: Option<&EmbeddedKafka>, bootstrap: &str, rate: u64, seconds: u64) -> MemoryRow {
     let bridge = BridgeUnderTest::child(&[]);
     let pid = bridge.pid().unwrap();
     let topic = unique("memory-publish");
     let mut daprd = Daprd::connect(bridge.socket(), Some("memory")).await;
-    daprd
-        .init(&[("brokers", bootstrap), ("linger", "5ms"), ("autoCreateTopics", "true"), ("topicPartitions", "4")])
-        .await
-        .unwrap();
+    daprd.init(&publisher_metadata(embedded, &[&topic], bootstrap, "5ms")).await.unwrap();
     // The topic exists before the clock starts.
     let one = vec![("0".to_owned(), vec![b'x'; 100], HashMap::new())];
     assert!(daprd.bulk_publish(&topic, one).await.unwrap().is_empty());
@@ -552,6 +549,24 @@ async fn memory_under_backlog(
     )
 }
 
+/// Init metadata of a publishing instance with `linger`, whose `topics` exist with 4
+/// partitions. Tansu does not create topics on produce: the bridge creates them
+/// (`autoCreateTopics`). The mock cluster serves no CreateTopics (the bridge's attempt would
+/// time out on the first publish): the topics are created in the mock directly.
+fn publisher_metadata<'a>(
+    embedded: Option<&EmbeddedKafka>,
+    topics: &[&str],
+    bootstrap: &'a str,
+    linger: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    let mut metadata = vec![("brokers", bootstrap), ("linger", linger)];
+    match embedded {
+        Some(mock) => topics.iter().for_each(|t| mock.create_topic(t, 4).unwrap()),
+        None => metadata.extend([("autoCreateTopics", "true"), ("topicPartitions", "4")]),
+    }
+    metadata
+}
+
 /// Messages per round of the BulkPublish row, on each side.
 const BULK_MESSAGES: usize = 800_000;
 
@@ -587,18 +602,11 @@ async fn main() {
     let topic = unique("ratios");
     let backlog = unique("backlog");
     let mut publisher = Daprd::connect(bridge.socket(), Some("publisher")).await;
-    // Tansu does not create topics on produce: the bridge creates them (the mock ignores it).
-    publisher
-        .init(&[("brokers", &bootstrap), ("linger", "5ms"), ("autoCreateTopics", "true"), ("topicPartitions", "4")])
-        .await
-        .unwrap();
+    publisher.init(&publisher_metadata(embedded.as_ref(), &[&topic, &backlog], &bootstrap, "5ms")).await.unwrap();
     // Unary Publish without a linger timer: with one, 100 callers that each wait for their
     // ack are capped at 100 / linger calls per second whatever the bridge costs.
     let mut unary = Daprd::connect(bridge.socket(), Some("unary")).await;
-    unary
-        .init(&[("brokers", &bootstrap), ("linger", "0ms"), ("autoCreateTopics", "true"), ("topicPartitions", "4")])
-        .await
-        .unwrap();
+    unary.init(&publisher_metadata(embedded.as_ref(), &[], &bootstrap, "0ms")).await.unwrap();
     let mut noop = Daprd::connect(&noop_socket, None).await;
     noop.init(&[]).await.unwrap();
 
@@ -725,7 +733,8 @@ async fn main() {
         let seconds: u64 = env_or("MEMORY_SECONDS", 30);
         if on(5) {
             eprintln!("memory: sustained publish");
-            memory.push(memory_under_publish(&bootstrap, env_or("MEMORY_RATE", 100_000), seconds).await);
+            let rate = env_or("MEMORY_RATE", 100_000);
+            memory.push(memory_under_publish(embedded.as_ref(), &bootstrap, rate, seconds).await);
         }
         if on(6) {
             eprintln!("memory: backlog and a slow daprd");
