@@ -2,19 +2,21 @@
 # Builds librdkafka's rdkafka_performance against the very librdkafka the project links, and
 # prints the binary's path on stdout (everything else goes to stderr).
 #
-#   PERF=$(benches/build-rdkafka-performance.sh)                         # after building kafka-loadgen
-#   PERF=$(benches/build-rdkafka-performance.sh -p dapr-kafka-bridge)    # after building the bridge
+#   PERF=$(benches/build-rdkafka-performance.sh)                       # builds kafka-loadgen too
+#   PERF=$(benches/build-rdkafka-performance.sh -p dapr-kafka-bridge)  # builds the bridge too
 #
 # The arguments pick the packages of a `cargo build --release` that this script runs first
-# (default `-p kafka-loadgen`); its build-script messages say which rdkafka-sys, openssl-sys,
-# curl-sys, libz-sys and zstd-sys outputs those packages link (a target directory holds
-# several of each, one per feature set, so "the newest" is not reliably the right one).
+# (default `-p kafka-loadgen`); its JSON messages say which rdkafka-sys, openssl-sys,
+# curl-sys, libz-sys and zstd-sys build outputs those packages link (a target directory holds
+# several of each, one per feature set, so "the newest" is not reliably the right one) and
+# where the rdkafka-sys source is.
 # rdkafka is built with `ssl-vendored`, `curl-static`, `libz-static` and `zstd`: OpenSSL,
 # libcurl, zlib and zstd are static archives in those outputs, and the binary needs only
 # glibc. A library whose archive is absent (another feature set) is linked from the system.
 #
-# The C source is the one shipped in the rdkafka-sys crate (examples/rdkafka_performance.c),
+# The C source is the one shipped in that rdkafka-sys crate (examples/rdkafka_performance.c),
 # so both sides of a comparison run the same librdkafka version with the same build options.
+# The binary is cached in ~/.cache/kafka-loadgen-bench and rebuilt when its inputs change.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,31 +24,33 @@ CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/kafka-loadgen-bench
 mkdir -p "$CACHE"
 [ $# -gt 0 ] || set -- -p kafka-loadgen
 
-# One line per build script: "<crate name> <version> <out_dir>".
-outs=$(cd "$ROOT" && cargo build --release "$@" --message-format=json 2>/dev/null | python3 -c '
-import json, sys
+# One line per build script: "<crate name> <out_dir>", and "<crate name>-src <source dir>"
+# for the crates themselves (their manifests' folders).
+outs=$(cd "$ROOT" && cargo build --release "$@" --message-format=json | python3 -c '
+import json, os, sys
 for line in sys.stdin:
     try:
         m = json.loads(line)
     except ValueError:
         continue
+    pid = m.get("package_id", "")
+    if "#" in pid:  # registry+https://...#rdkafka-sys@4.10.0+2.12.1
+        name = pid.split("#")[-1].partition("@")[0]
+    else:  # rdkafka-sys 4.10.0+2.12.1 (registry+https://...)
+        name = pid.split(" ")[0]
     if m.get("reason") == "build-script-executed":
-        pid = m["package_id"]
-        if "#" in pid:  # registry+https://...#rdkafka-sys@4.10.0+2.12.1
-            name, _, version = pid.split("#")[-1].partition("@")
-        else:  # rdkafka-sys 4.10.0+2.12.1 (registry+https://...)
-            name, version = pid.split(" ")[:2]
-        print(name, version or "-", m["out_dir"])
+        print(name, m["out_dir"])
+    elif m.get("reason") == "compiler-artifact":
+        print(name + "-src", os.path.dirname(m["manifest_path"]))
 ')
-out_of() { awk -v n="$1" '$1 == n { print $3; exit }' <<<"$outs"; }
+out_of() { awk -v n="$1" '$1 == n { print $2; exit }' <<<"$outs"; }
 
 RDOUT=$(out_of rdkafka-sys)
-if [ -z "$RDOUT" ] || [ ! -f "$RDOUT/src/librdkafka.a" ]; then
-    echo "no librdkafka.a among the build outputs of cargo build --release $*" >&2
+SRC=$(out_of rdkafka-sys-src)/librdkafka
+if [ -z "$RDOUT" ] || [ ! -f "$RDOUT/src/librdkafka.a" ] || [ ! -f "$SRC/examples/rdkafka_performance.c" ]; then
+    echo "no librdkafka.a or rdkafka_performance.c among the outputs of cargo build --release $*" >&2
     exit 1
 fi
-VERSION=$(awk '$1 == "rdkafka-sys" { print $2; exit }' <<<"$outs")
-SRC=$(ls -d "$HOME"/.cargo/registry/src/*/"rdkafka-sys-$VERSION"/librdkafka | head -1)
 libs=("$RDOUT/src/librdkafka.a")
 archive() { # crate, path inside its out_dir, system fallback
     local dir
