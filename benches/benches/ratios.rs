@@ -7,11 +7,11 @@
 //! | 1 100 concurrent Publish | 100 B Publish ×100 concurrent into Kafka | the same calls to a no-op Publish handler |
 //! | 2 BulkPublish ×1000 | 800 calls of 1000 × 100 B, 8 concurrent | `rdkafka_performance` (`RDKAFKA_PERFORMANCE`), else librdkafka in process: 800 k × 100 B, same linger, acks, idempotence, timed once its producer is ready |
 //! | 3 PullMessages drain | a daprd acking one at a time, default prefetch | a librdkafka consumer draining the same backlog |
-//! | 4 publish latency | `kafka-loadgen` at 10 k msg/s open loop through the bridge binary | the same step straight to Kafka |
+//! | 4 publish latency | `kafka-loadgen` at `LATENCY_RATE` (10 k) msg/s open loop, `LATENCY_SECONDS` (10) per target, through the bridge binary | the same step straight to Kafka |
 //!
 //! Rows are interleaved (bridge, anchor, bridge, anchor, ...) `ROUNDS` times (3) and the
-//! medians compared; row 4 adds the p50 and p99 publish latency the bridge adds (the median of
-//! each round's difference). Then a second table, memory (rows 5 and 6, skipped with
+//! medians compared; row 4 prints the p50 and p99 publish latency the bridge adds (the median
+//! of each round's difference). Then a second table, memory (rows 5 and 6, skipped with
 //! `SKIP_MEMORY=1`): the bridge binary as a child process, its RSS sampled from `/proc`, under
 //! a sustained BulkPublish load (`MEMORY_RATE`, 100 k msg/s, for `MEMORY_SECONDS`, 30) and
 //! with a slow daprd (one ack per ms, for `BACKLOG_SECONDS`, 60) on a backlog of `BACKLOG`
