@@ -29,8 +29,6 @@ PROBE=${PROBE:-2s}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/kafka-loadgen-bench
-mkdir -p "$CACHE"
 WORK=$(mktemp -d)
 TANSU_PID=""
 cleanup() {
@@ -39,19 +37,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building kafka-loadgen (release)" >&2
-(cd "$ROOT" && cargo build --release -p kafka-loadgen >&2)
+echo "== building kafka-loadgen (release) and rdkafka_performance against its librdkafka" >&2
+PERF=$("$ROOT/benches/build-rdkafka-performance.sh" -p kafka-loadgen)
 LOADGEN=$TARGET/release/kafka-loadgen
-
-echo "== building rdkafka_performance against the same librdkafka" >&2
-RDOUT=$(dirname "$(dirname "$(ls -t "$TARGET"/release/build/rdkafka-sys-*/out/src/librdkafka.a | head -1)")")
-ZSTD_LIB=$(dirname "$(ls -t "$TARGET"/release/build/zstd-sys-*/out/libzstd.a | head -1)")
-SRC=$(ls -d "$HOME"/.cargo/registry/src/*/rdkafka-sys-*/librdkafka | sort -V | tail -1)
-PERF=$CACHE/rdkafka_performance
-if [ ! -x "$PERF" ] || [ "$RDOUT/src/librdkafka.a" -nt "$PERF" ]; then
-    cc -O2 -I"$RDOUT/src" -I"$SRC/src" "$SRC/examples/rdkafka_performance.c" -o "$PERF" \
-        "$RDOUT/src/librdkafka.a" "$ZSTD_LIB/libzstd.a" -lcurl -lssl -lcrypto -lz -lm -ldl -lpthread -lrt
-fi
 
 if [ -z "${BROKERS:-}" ]; then
     TANSU=${TANSU_BIN:-$(command -v tansu || echo "$HOME/.cargo/bin/tansu")}
@@ -66,9 +54,13 @@ fi
 saturated() {
     local topic=perf-$1-$$
     "$LOADGEN" create-topic --brokers "$BROKERS" --partitions "$PARTITIONS" "$topic"
-    "$PERF" -P -t "$topic" -b "$BROKERS" -s "$SIZE" -c "$MESSAGES" -z "$CODEC" \
-        -X "linger.ms=$LINGER" -X "batch.size=$BATCH" -X "acks=$ACKS" -X queue.buffering.max.messages=100000 \
-        2>&1 | grep "messages produced" | tail -1 | sed -E 's/.* ([0-9]+) msgs\/s.*/\1/'
+    # -u: the summary as a table; its last row comes once the last delivery report is in.
+    # dr_m/s = messages delivered without error / (last delivery report - first produce).
+    "$PERF" -P -t "$topic" -b "$BROKERS" -s "$SIZE" -c "$MESSAGES" -z "$CODEC" -u \
+        -X "linger.ms=$LINGER" -X "batch.size=$BATCH" -X "acks=$ACKS" -X queue.buffering.max.messages=100000 2>&1 \
+        | awk -F'|' -v want="$MESSAGES" '/^\|/ && $2 ~ /[0-9]/ { dr = $6 + 0; rate = $7 + 0; err = $9 + 0 }
+            END { if (dr != want || err != 0) { print "rdkafka_performance delivered " dr " of " want " (" err " failed)" > "/dev/stderr"; exit 1 }
+                  print rate }'
 }
 
 echo "== rdkafka_performance, saturated (before)" >&2

@@ -12,9 +12,11 @@
 # Knobs (environment): ROUNDS (3), MESSAGES (1000000), SIZE (1024), LINGER (5),
 # BATCH (1000000), ACKS (1), INFLIGHT (100000), PARTITIONS (3), CODEC (none).
 #
-# rdkafka_performance is built from the source shipped in the rdkafka-sys crate and linked
-# against the static librdkafka.a that rdkafka-sys's build script produced for the release
-# build of kafka-loadgen, so both sides run the very same librdkafka.
+# rdkafka_performance is built by benches/build-rdkafka-performance.sh from the source shipped
+# in the rdkafka-sys crate, linked against the static librdkafka.a (and the vendored OpenSSL,
+# libcurl, zlib and zstd archives) that the release build of kafka-loadgen links, so both
+# sides run the very same librdkafka. Its figure is messages delivered without error per
+# second up to the last delivery report; a round where it delivered fewer than MESSAGES fails.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -29,8 +31,6 @@ CODEC=${CODEC:-none}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/kafka-loadgen-bench
-mkdir -p "$CACHE"
 WORK=$(mktemp -d)
 TANSU_PID=""
 cleanup() {
@@ -39,19 +39,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building kafka-loadgen (release)" >&2
-(cd "$ROOT" && cargo build --release -p kafka-loadgen >&2)
+echo "== building kafka-loadgen (release) and rdkafka_performance against its librdkafka" >&2
+PERF=$("$ROOT/benches/build-rdkafka-performance.sh" -p kafka-loadgen)
 LOADGEN=$TARGET/release/kafka-loadgen
-
-echo "== building rdkafka_performance against the same librdkafka" >&2
-RDOUT=$(dirname "$(dirname "$(ls -t "$TARGET"/release/build/rdkafka-sys-*/out/src/librdkafka.a | head -1)")")
-ZSTD_LIB=$(dirname "$(ls -t "$TARGET"/release/build/zstd-sys-*/out/libzstd.a | head -1)")
-SRC=$(ls -d "$HOME"/.cargo/registry/src/*/rdkafka-sys-*/librdkafka | sort -V | tail -1)
-PERF=$CACHE/rdkafka_performance
-if [ ! -x "$PERF" ] || [ "$RDOUT/src/librdkafka.a" -nt "$PERF" ]; then
-    cc -O2 -I"$RDOUT/src" -I"$SRC/src" "$SRC/examples/rdkafka_performance.c" -o "$PERF" \
-        "$RDOUT/src/librdkafka.a" "$ZSTD_LIB/libzstd.a" -lcurl -lssl -lcrypto -lz -lm -ldl -lpthread -lrt
-fi
 
 # Without BROKERS, every run gets a fresh Tansu (in-memory storage keeps every message, so a
 # long benchmark on one broker would grow without bound, and each run sees the same broker).
@@ -89,9 +79,12 @@ run_perf() {
     local topic=perf-$1-$$
     # A fresh topic with the same partition count, as kafka-loadgen makes for each step.
     "$LOADGEN" create-topic --brokers "$BROKERS" --partitions "$PARTITIONS" "$topic"
-    "$PERF" -P -t "$topic" -b "$BROKERS" -s "$SIZE" -c "$MESSAGES" -z "$CODEC" "${PROPS[@]}" \
-        2>&1 | grep "messages produced" | tail -1 \
-        | sed -E 's/.* ([0-9]+) msgs\/s.*/\1/'
+    # -u: the summary as a table; its last row is printed once the last delivery report is in.
+    # dr_m/s = messages delivered without error / (last delivery report - first produce).
+    "$PERF" -P -t "$topic" -b "$BROKERS" -s "$SIZE" -c "$MESSAGES" -z "$CODEC" -u "${PROPS[@]}" 2>&1 \
+        | awk -F'|' -v want="$MESSAGES" '/^\|/ && $2 ~ /[0-9]/ { dr = $6 + 0; rate = $7 + 0; err = $9 + 0 }
+            END { if (dr != want || err != 0) { print "rdkafka_performance delivered " dr " of " want " (" err " failed)" > "/dev/stderr"; exit 1 }
+                  print rate }'
 }
 
 echo "== $ROUNDS rounds, A/B interleaved: size=$SIZE linger=$LINGER batch=$BATCH acks=$ACKS in-flight=$INFLIGHT partitions=$PARTITIONS codec=$CODEC" >&2

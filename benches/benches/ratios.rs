@@ -3,19 +3,33 @@
 //!
 //! | row | bridge | anchor |
 //! |---|---|---|
-//! | ack→next, one in flight | PullMessages with `maxInFlightPerStream: 1` | a no-op PubSub server answering each ack with the next message over the same kind of socket |
-//! | 100 concurrent Publish | 100 B Publish ×100 concurrent into Kafka | the same calls to a no-op Publish handler |
-//! | BulkPublish ×1000 | 1000 × 100 B per call, 8 concurrent | librdkafka directly (same settings, in process) |
-//! | PullMessages drain | a daprd acking one at a time, default prefetch | a librdkafka consumer draining the same backlog |
+//! | 0 ack→next, one in flight | PullMessages with `maxInFlightPerStream: 1` | a no-op PubSub server answering each ack with the next message over the same kind of socket |
+//! | 1 100 concurrent Publish | 100 B Publish ×100 concurrent into Kafka | the same calls to a no-op Publish handler |
+//! | 2 BulkPublish ×1000 | 800 calls of 1000 × 100 B, 8 concurrent | `rdkafka_performance` (`RDKAFKA_PERFORMANCE`), else librdkafka in process: 800 k × 100 B, same linger, acks, idempotence, timed once its producer is ready |
+//! | 3 PullMessages drain | a daprd acking one at a time, default prefetch | a librdkafka consumer draining the same backlog |
+//! | 4 publish latency | `kafka-loadgen` at `LATENCY_RATE` (10 k) msg/s open loop, `LATENCY_SECONDS` (10) per target, through the bridge binary | the same step straight to Kafka |
 //!
 //! Rows are interleaved (bridge, anchor, bridge, anchor, ...) `ROUNDS` times (3) and the
-//! medians compared. Brokers: `BROKERS` (e.g. Tansu, as `benches/bridge-vs-direct.sh` starts
-//! it), else the in-process mock cluster.
+//! medians compared; row 4 prints the p50 and p99 publish latency the bridge adds (the median
+//! of each round's difference). Then a second table, memory (rows 5 and 6, skipped with
+//! `SKIP_MEMORY=1`): the bridge binary as a child process, its RSS sampled from `/proc`, under
+//! a sustained BulkPublish load (`MEMORY_RATE`, 100 k msg/s, for `MEMORY_SECONDS`, 30) and
+//! with a slow daprd (one ack per ms, for `BACKLOG_SECONDS`, 60) on a backlog of `BACKLOG`
+//! (1 M) × 100 B.
 //!
-//! Run: `cargo bench -p benches --bench ratios`.
+//! Brokers: `BROKERS` (e.g. Tansu, as `benches/bridge-vs-direct.sh` starts it), else the
+//! in-process mock cluster. `ROWS=0,4` measures only those rows. Row 4 needs `kafka-loadgen`
+//! (`LOADGEN`, else next to the bridge binary in the release directory) and rows 4 to 6 the
+//! release bridge binary (`BRIDGE_BIN`, else `target/release/kafka-pubsub-bridge`):
+//! `cargo build --release -p kafka-loadgen -p dapr-kafka-bridge` first.
+//!
+//! Run: `benches/bridge-vs-direct.sh`, or `cargo bench -p benches --bench ratios`.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dapr_kafka_bridge::embedded::EmbeddedKafka;
@@ -189,7 +203,9 @@ async fn bulk_publish(daprd: &Daprd, topic: &str, calls: usize) -> f64 {
     (calls / 8 * 8 * 1000) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Messages per second of librdkafka producing `count` × 100 B with the bridge's settings.
+/// Messages per second of librdkafka producing `count` × 100 B with the bridge's settings,
+/// timed once the producer is warm (one message delivered: connections up and the
+/// idempotent producer's id assigned, as the bridge's producer is by the time it is measured).
 fn direct_produce(bootstrap: &str, topic: &str, count: usize) -> f64 {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -199,6 +215,8 @@ fn direct_produce(bootstrap: &str, topic: &str, count: usize) -> f64 {
         .create()
         .unwrap();
     let payload = vec![b'x'; 100];
+    producer.send(BaseRecord::<(), [u8]>::to(topic).payload(&payload)).map_err(|(e, _)| e).unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
     let started = Instant::now();
     for _ in 0..count {
         let mut record = BaseRecord::<(), [u8]>::to(topic).payload(&payload);
@@ -256,11 +274,362 @@ async fn bridge_drain(socket: &Path, bootstrap: &str, topic: &str, count: usize)
     ping_pong(&mut daprd, topic, count).await
 }
 
+/// Messages per second of `rdkafka_performance` producing `count` × 100 B into `topic` with
+/// the bridge's producer settings (linger 5 ms, acks all, idempotence), as a child process.
+///
+/// `-u -i 20` prints a table row every 20 ms and a last one once the last delivery report is
+/// in: `elapsed` ms since the first produce call, `dr` messages delivered without error,
+/// `dr_err` failed. A fresh idempotent producer delivers nothing for its first ~500 ms
+/// (librdkafka retries the producer-id request on a 500 ms timer while the broker connection
+/// comes up) while its queue fills; the bridge's producer is warm by then. So the rate counts
+/// from the first row with deliveries to the last delivery report, which leaves out the
+/// start-up and the burst of the queue filled meanwhile. A run that delivered fewer than
+/// `count` panics.
+fn perf_produce(perf: &Path, bootstrap: &str, topic: &str, count: usize) -> f64 {
+    let output = Command::new(perf)
+        .args(["-P", "-u", "-i", "20", "-t", topic, "-b", bootstrap, "-s", "100", "-c", &count.to_string()])
+        .args(["-X", "linger.ms=5", "-X", "acks=all", "-X", "enable.idempotence=true"])
+        .output()
+        .expect("starting rdkafka_performance");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // | elapsed | msgs | bytes | rtt | dr | dr_m/s | dr_MB/s | dr_err | tx_err | outq | offset |
+    let rows: Vec<(f64, usize, u64)> = stdout
+        .lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+            Some((cols.get(1)?.parse().ok()?, cols.get(5)?.parse().ok()?, cols.get(8)?.parse().ok()?))
+        })
+        .collect();
+    let &(end, delivered, failed) =
+        rows.last().unwrap_or_else(|| panic!("no summary from rdkafka_performance: {stdout}"));
+    assert!(
+        output.status.success() && delivered == count && failed == 0,
+        "rdkafka_performance delivered {delivered} of {count} ({failed} failed): {stdout}"
+    );
+    let &(first, first_delivered, _) =
+        rows.iter().find(|r| r.1 > 0 && r.0 < end).unwrap_or_else(|| panic!("too few rows to time: {stdout}"));
+    (delivered - first_delivered) as f64 / ((end - first) / 1000.0)
+}
+
+/// Publish latency percentiles (µs) of one `kafka-loadgen` sweep: `[p50, p99]` for the
+/// direct step and for the component step.
+struct Latencies {
+    direct: [f64; 2],
+    component: [f64; 2],
+}
+
+/// One `kafka-loadgen` sweep at `rate` msg/s open loop, 100 B, linger 5 ms, acks all and
+/// idempotence on both targets, straight to Kafka and through the bridge binary `bridge`,
+/// which the tool starts as a child process on a private socket (interleaved by the tool).
+/// `brokers`: a real broker; `None` is the tool's own in-process mock cluster (the mock
+/// serves no CreateTopics, and the tool makes a topic per step). Publish latency runs from
+/// each message's intended send time to its acknowledgement; Tansu does not wake waiting
+/// fetches, so end-to-end latency would measure `fetch.wait.max.ms` and is not taken.
+fn loadgen_latency(
+    loadgen: &Path,
+    bridge: &Path,
+    brokers: Option<&str>,
+    rate: u64,
+    seconds: u64,
+    out: &Path,
+) -> Latencies {
+    let mut command = Command::new(loadgen);
+    command.args(["sweep", "--spawn-bridge", "--bridge-bin"]).arg(bridge);
+    if let Some(brokers) = brokers {
+        command.args(["--brokers", brokers]);
+    }
+    let output = command
+        .args(["--target", "direct,component", "--rate", &rate.to_string()])
+        .args(["--linger-ms", "5", "--acks", "all", "--idempotence", "true", "--compression", "none"])
+        .args(["--partitions", "4", "--message-size", "100", "--producers", "1"])
+        // Enough concurrent calls that the generator never waits for a free one at this rate.
+        .args(["--publish", "unary:1000", "--warmup", "1s", "--duration", &format!("{seconds}s"), "--cooldown", "0s"])
+        .args(["--no-end-to-end", "--no-progress", "--name", "ratios-latency", "--out"])
+        .arg(out)
+        .env_remove("LOADGEN_BROKERS")
+        .output()
+        .expect("starting kafka-loadgen");
+    assert!(output.status.success(), "kafka-loadgen failed: {}", String::from_utf8_lossy(&output.stderr));
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).expect("results.json");
+    let mut latencies = Latencies { direct: [0.0; 2], component: [0.0; 2] };
+    for step in results["steps"].as_array().unwrap() {
+        assert_eq!(step["status"], "ok", "kafka-loadgen step failed: {}", step["failure"]);
+        let p = &step["measurement"]["publish_latency"];
+        let pair = [p["p50"].as_f64().unwrap(), p["p99"].as_f64().unwrap()];
+        match step["config"]["target"].as_str() {
+            Some("direct") => latencies.direct = pair,
+            Some("component") => latencies.component = pair,
+            other => panic!("unexpected target {other:?}"),
+        }
+    }
+    latencies
+}
+
+/// `field` (`VmRSS`, `VmHWM`) of process `pid`, bytes.
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    let line = status.lines().find(|l| l.starts_with(field)).expect("field in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// Samples a process's RSS every 100 ms until stopped.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<(Duration, u64)>>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let mut samples = vec![];
+            while !flag.load(Ordering::Relaxed) {
+                samples.push((started.elapsed(), proc_status(pid, "VmRSS")));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            samples
+        });
+        Self { stop, task }
+    }
+
+    async fn finish(self) -> Vec<(Duration, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// One row of the memory table.
+struct MemoryRow {
+    name: String,
+    load: String,
+    idle: u64,
+    start: u64,
+    /// RSS 10 s before the end: the end minus this says whether it still grows.
+    late: u64,
+    end: u64,
+    peak: u64,
+    every_5s: Vec<u64>,
+}
+
+impl MemoryRow {
+    /// From RSS samples (time since sampling began): `start` is the RSS at `warm` (2 s into
+    /// the load: buffers, pools and librdkafka's queues fill in the first seconds), `end` the
+    /// last sample, `peak` the process's VmHWM.
+    fn new(name: String, load: String, idle: u64, samples: &[(Duration, u64)], warm: Duration, peak: u64) -> Self {
+        let at = |t: Duration| samples.iter().find(|s| s.0 >= t).or(samples.last()).map_or(0, |s| s.1);
+        let last = samples.last().map_or(Duration::ZERO, |s| s.0);
+        let mut every_5s = vec![];
+        for (t, rss) in samples {
+            if t.as_secs_f64() >= 5.0 * every_5s.len() as f64 {
+                every_5s.push(*rss);
+            }
+        }
+        Self {
+            name,
+            load,
+            idle,
+            start: at(warm),
+            late: at(last.saturating_sub(Duration::from_secs(10)).max(warm)),
+            end: at(last),
+            peak,
+            every_5s,
+        }
+    }
+
+    fn print(&self) {
+        let mb = |b: u64| b as f64 / 1e6;
+        // Flat: over the last 10 s the RSS grew by at most 2 % of it, or 1 MB.
+        let late = mb(self.end) - mb(self.late);
+        let verdict = if late <= (0.02 * mb(self.end)).max(1.0) { "flat" } else { "still growing" };
+        let timeline: Vec<String> = self.every_5s.iter().map(|b| format!("{:.0}", mb(*b))).collect();
+        println!(
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {verdict}: {late:+.1} MB in the last 10 s, {:+.1} MB since 2 s in |",
+            self.name,
+            self.load,
+            mb(self.idle),
+            mb(self.start),
+            mb(self.end),
+            mb(self.peak),
+            timeline.join(" → "),
+            mb(self.end) - mb(self.start),
+        );
+    }
+}
+
+/// The bridge binary as a child, its RSS sampled while BulkPublish calls of 1000 × 100 B
+/// arrive at `rate` msg/s (up to 16 calls in flight; the achieved rate is reported).
+async fn memory_under_publish(embedded: Option<&EmbeddedKafka>, bootstrap: &str, rate: u64, seconds: u64) -> MemoryRow {
+    let bridge = BridgeUnderTest::child(&[]);
+    let pid = bridge.pid().unwrap();
+    let topic = unique("memory-publish");
+    let mut daprd = Daprd::connect(bridge.socket(), Some("memory")).await;
+    daprd.init(&publisher_metadata(embedded, &[&topic], bootstrap, "5ms")).await.unwrap();
+    // The topic exists before the clock starts.
+    let one = vec![("0".to_owned(), vec![b'x'; 100], HashMap::new())];
+    assert!(daprd.bulk_publish(&topic, one).await.unwrap().is_empty());
+    let idle = proc_status(pid, "VmRSS");
+
+    let calls = Arc::new(tokio::sync::Semaphore::new(16));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1000.0 / rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sampler = RssSampler::start(pid);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        tick.tick().await;
+        let permit = calls.clone().acquire_owned().await.unwrap();
+        let (mut daprd, topic, delivered) = (daprd.clone(), topic.clone(), delivered.clone());
+        tokio::spawn(async move {
+            let entries = (0..1000).map(|i| (i.to_string(), vec![b'x'; 100], HashMap::new())).collect();
+            assert!(daprd.bulk_publish(&topic, entries).await.unwrap().is_empty());
+            delivered.fetch_add(1000, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+    let _ = calls.acquire_many(16).await.unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let samples = sampler.finish().await;
+    let peak = proc_status(pid, "VmHWM");
+    assert!(bridge.stop().await);
+    let achieved = delivered.load(Ordering::Relaxed) as f64 / elapsed;
+    MemoryRow::new(
+        format!("sustained BulkPublish, {} k msg/s offered, 100 B", rate / 1000),
+        format!("{:.0} k msg/s achieved for {elapsed:.0} s", achieved / 1000.0),
+        idle,
+        &samples,
+        Duration::from_secs(2),
+        peak,
+    )
+}
+
+/// A backlog of `backlog` × 100 B (produced straight to Kafka), then the bridge binary as a
+/// child with a slow daprd on it: one stream acking one message per millisecond, for
+/// `seconds`. The bridge may prefetch, but only up to its bounds.
+async fn memory_under_backlog(
+    publisher: &mut Daprd,
+    embedded: Option<&EmbeddedKafka>,
+    bootstrap: &str,
+    backlog: usize,
+    seconds: u64,
+) -> MemoryRow {
+    let topic = unique("memory-backlog");
+    // The mock cluster keeps about 5 MB per partition: spread the backlog thin there.
+    let partitions = match embedded {
+        Some(mock) => {
+            mock.create_topic(&topic, 64).unwrap();
+            64
+        }
+        None => {
+            // The in-process bridge creates the topic (Tansu does not create topics on produce).
+            let one = vec![("0".to_owned(), vec![b'x'; 100], HashMap::new())];
+            assert!(publisher.bulk_publish(&topic, one).await.unwrap().is_empty());
+            4
+        }
+    };
+    let (b, t) = (bootstrap.to_owned(), topic.clone());
+    let rate = tokio::task::spawn_blocking(move || direct_produce(&b, &t, backlog)).await.unwrap();
+    eprintln!("backlog of {backlog} produced at {rate:.0} msg/s");
+
+    let bridge = BridgeUnderTest::child(&[]);
+    let pid = bridge.pid().unwrap();
+    let group = unique("slow");
+    let mut daprd = Daprd::connect(bridge.socket(), Some(&group)).await;
+    daprd
+        .init(&[
+            ("brokers", bootstrap),
+            ("consumerGroup", &group),
+            ("initialOffset", "oldest"),
+            // Tansu completes a join after about half the session timeout.
+            ("sessionTimeout", "6000"),
+            ("heartbeatInterval", "1000"),
+        ])
+        .await
+        .unwrap();
+    let idle = proc_status(pid, "VmRSS");
+    let sampler = RssSampler::start(pid);
+    let started = Instant::now();
+    let mut sub = daprd.subscribe(&topic, &[]).await.unwrap();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut acked = 0u64;
+    // The load starts with the first message (after the group join); it runs `seconds` from there.
+    let mut first: Option<Duration> = None;
+    loop {
+        let now = started.elapsed();
+        match first {
+            Some(f) if now >= f + Duration::from_secs(seconds) => break,
+            None => assert!(now < Duration::from_secs(60), "no message from the backlog within 60 s"),
+            _ => {}
+        }
+        let Some(m) = sub.next(Duration::from_secs(1)).await else { continue };
+        first.get_or_insert(started.elapsed());
+        tick.tick().await;
+        sub.ack(&m.id).await;
+        acked += 1;
+    }
+    let samples = sampler.finish().await;
+    let peak = proc_status(pid, "VmHWM");
+    sub.close();
+    assert!(bridge.stop().await);
+    let first = first.unwrap();
+    MemoryRow::new(
+        format!("{} k × 100 B backlog, {partitions} partitions, daprd acking 1 per ms", backlog / 1000),
+        format!("{acked} acked in {seconds} s from the first message ({:.1} s after subscribing)", first.as_secs_f64()),
+        idle,
+        &samples,
+        first + Duration::from_secs(2),
+        peak,
+    )
+}
+
+/// Init metadata of a publishing instance with `linger`, whose `topics` exist with 4
+/// partitions. Tansu does not create topics on produce: the bridge creates them
+/// (`autoCreateTopics`). The mock cluster serves no CreateTopics (the bridge's attempt would
+/// time out on the first publish): the topics are created in the mock directly.
+fn publisher_metadata<'a>(
+    embedded: Option<&EmbeddedKafka>,
+    topics: &[&str],
+    bootstrap: &'a str,
+    linger: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    let mut metadata = vec![("brokers", bootstrap), ("linger", linger)];
+    match embedded {
+        Some(mock) => topics.iter().for_each(|t| mock.create_topic(t, 4).unwrap()),
+        None => metadata.extend([("autoCreateTopics", "true"), ("topicPartitions", "4")]),
+    }
+    metadata
+}
+
+/// Messages per round of the BulkPublish row, on each side.
+const BULK_MESSAGES: usize = 800_000;
+
+/// Where a binary is: `$var`, else `name` in the directory of the bridge binary (the release
+/// directory when benches run from `cargo bench`).
+fn binary(var: &str, name: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(var) {
+        return Some(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join(name);
+    path.exists().then_some(path)
+}
+
+fn env_or<T: std::str::FromStr>(var: &str, default: T) -> T {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let rounds: usize = env_or("ROUNDS", 3);
     let embedded = std::env::var("BROKERS").is_err().then(|| EmbeddedKafka::start(1).unwrap());
     let bootstrap = std::env::var("BROKERS").unwrap_or_else(|_| embedded.as_ref().unwrap().bootstrap().to_owned());
+    let perf = std::env::var_os("RDKAFKA_PERFORMANCE").map(PathBuf::from);
+    let loadgen = binary("LOADGEN", "kafka-loadgen");
+    let bridge_binary = binary("BRIDGE_BIN", "kafka-pubsub-bridge");
+    let has_bridge_binary = bridge_binary.is_some();
     let bridge = BridgeUnderTest::in_process(None);
     let folder = tempfile::tempdir().unwrap();
     let noop_socket = folder.path().join("noop.sock");
@@ -269,43 +638,52 @@ async fn main() {
     let topic = unique("ratios");
     let backlog = unique("backlog");
     let mut publisher = Daprd::connect(bridge.socket(), Some("publisher")).await;
-    // Tansu does not create topics on produce: the bridge creates them (the mock ignores it).
-    publisher
-        .init(&[("brokers", &bootstrap), ("linger", "5ms"), ("autoCreateTopics", "true"), ("topicPartitions", "4")])
-        .await
-        .unwrap();
+    publisher.init(&publisher_metadata(embedded.as_ref(), &[&topic, &backlog], &bootstrap, "5ms")).await.unwrap();
     // Unary Publish without a linger timer: with one, 100 callers that each wait for their
     // ack are capped at 100 / linger calls per second whatever the bridge costs.
     let mut unary = Daprd::connect(bridge.socket(), Some("unary")).await;
-    unary
-        .init(&[
-            ("brokers", &bootstrap),
-            ("linger", std::env::var("UNARY_LINGER").as_deref().unwrap_or("0ms")),
-            ("autoCreateTopics", std::env::var("UNARY_CREATE").as_deref().unwrap_or("true")),
-            ("topicPartitions", "4"),
-        ])
-        .await
-        .unwrap();
+    unary.init(&publisher_metadata(embedded.as_ref(), &[], &bootstrap, "0ms")).await.unwrap();
     let mut noop = Daprd::connect(&noop_socket, None).await;
     noop.init(&[]).await.unwrap();
-    // A backlog for the one-in-flight and drain rows.
-    let drain_count: usize = std::env::var("DRAIN_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    for _ in 0..drain_count / 1000 {
-        let entries = (0..1000).map(|i| (i.to_string(), vec![b'x'; 100], HashMap::new())).collect();
-        assert!(publisher.bulk_publish(&backlog, entries).await.unwrap().is_empty());
-    }
 
-    let mut rows: Vec<(&str, Vec<f64>, Vec<f64>, f64)> = vec![
-        ("ack→next, one in flight (msg/s)", vec![], vec![], 0.5),
-        ("100 concurrent Publish, 100 B, linger 0 (msg/s)", vec![], vec![], 0.7),
-        ("BulkPublish ×1000 ×8, 100 B vs librdkafka (msg/s)", vec![], vec![], 0.8),
-        ("PullMessages drain vs librdkafka consumer (msg/s)", vec![], vec![], 0.7),
-        ("PullMessages drain vs a no-op stream: the gRPC limit (msg/s)", vec![], vec![], f64::NAN),
-    ];
-    // ROWS=0,3 measures only those rows (0-based).
+    // ROWS=0,4 measures only those rows (0-based; 5 and 6 are the memory rows).
     let only: Option<Vec<usize>> =
         std::env::var("ROWS").ok().map(|r| r.split(',').filter_map(|n| n.trim().parse().ok()).collect());
-    let on = |row: usize| only.as_ref().is_none_or(|o| o.contains(&row));
+    let skip_memory = std::env::var("SKIP_MEMORY").is_ok_and(|v| !v.is_empty() && v != "0");
+    let on = |row: usize| only.as_ref().is_none_or(|o| o.contains(&row)) && !(skip_memory && row >= 5);
+
+    // A backlog for the one-in-flight and drain rows.
+    let drain_count: usize = env_or("DRAIN_COUNT", 20_000);
+    if on(0) || on(3) {
+        for _ in 0..drain_count / 1000 {
+            let entries = (0..1000).map(|i| (i.to_string(), vec![b'x'; 100], HashMap::new())).collect();
+            assert!(publisher.bulk_publish(&backlog, entries).await.unwrap().is_empty());
+        }
+    }
+
+    let bulk_anchor = if perf.is_some() { "rdkafka_performance" } else { "librdkafka in process" };
+    let mut rows: Vec<(String, Vec<f64>, Vec<f64>, f64)> = vec![
+        ("ack→next, one in flight (msg/s)".into(), vec![], vec![], 0.5),
+        ("100 concurrent Publish, 100 B, linger 0 (msg/s)".into(), vec![], vec![], 0.7),
+        (format!("BulkPublish ×1000 ×8, 100 B vs {bulk_anchor} (msg/s)"), vec![], vec![], 0.8),
+        ("PullMessages drain vs librdkafka consumer (msg/s)".into(), vec![], vec![], 0.7),
+        // Measured with row 3: the same drain against a no-op stream (no target).
+        ("PullMessages drain vs a no-op stream: the gRPC limit (msg/s)".into(), vec![], vec![], f64::NAN),
+    ];
+    // Row 4: kafka-loadgen, which starts the bridge binary as a child per sweep.
+    let latency_rate: u64 = env_or("LATENCY_RATE", 10_000);
+    let latency_seconds: u64 = env_or("LATENCY_SECONDS", 10);
+    let latency_tools = match (&loadgen, &bridge_binary) {
+        (Some(loadgen), Some(bridge)) if on(4) => Some((loadgen.clone(), bridge.clone())),
+        _ if on(4) => {
+            eprintln!(
+                "row 4 skipped: build kafka-loadgen and the bridge (cargo build --release -p kafka-loadgen -p dapr-kafka-bridge)"
+            );
+            None
+        }
+        _ => None,
+    };
+    let mut latencies: Vec<Latencies> = vec![];
     for round in 0..rounds {
         eprintln!("round {} of {rounds}", round + 1);
         // ack→next with one message in flight.
@@ -328,11 +706,18 @@ async fn main() {
             rows[1].1.push(concurrent_publish(&unary, &topic, 100).await);
             rows[1].2.push(concurrent_publish(&noop, &topic, 100).await);
         }
-        // BulkPublish against librdkafka producing directly.
+        // BulkPublish against librdkafka producing directly: rdkafka_performance when given.
         if on(2) {
-            rows[2].1.push(bulk_publish(&publisher, &topic, 160).await);
-            let (b, t) = (bootstrap.clone(), topic.clone());
-            rows[2].2.push(tokio::task::spawn_blocking(move || direct_produce(&b, &t, 160_000)).await.unwrap());
+            rows[2].1.push(bulk_publish(&publisher, &topic, BULK_MESSAGES / 1000).await);
+            let (b, t, p) = (bootstrap.clone(), topic.clone(), perf.clone());
+            rows[2].2.push(
+                tokio::task::spawn_blocking(move || match p {
+                    Some(perf) => perf_produce(&perf, &b, &t, BULK_MESSAGES),
+                    None => direct_produce(&b, &t, BULK_MESSAGES),
+                })
+                .await
+                .unwrap(),
+            );
         }
         // Drain of the backlog.
         if on(3) {
@@ -344,13 +729,75 @@ async fn main() {
             rows[4].1.push(bridge_rate);
             rows[4].2.push(ping_pong(&mut noop, "noop-stream", drain_count).await);
         }
+        // Publish latency, direct and through the bridge, interleaved by kafka-loadgen.
+        if let Some((loadgen, bridge_bin)) = latency_tools.clone() {
+            let brokers = embedded.is_none().then(|| bootstrap.clone());
+            let out = folder.path().join(format!("latency-{round}"));
+            let l = tokio::task::spawn_blocking(move || {
+                loadgen_latency(&loadgen, &bridge_bin, brokers.as_deref(), latency_rate, latency_seconds, &out)
+            })
+            .await
+            .unwrap();
+            eprintln!(
+                "publish latency p50/p99 µs: direct {:.0}/{:.0}, through the bridge {:.0}/{:.0}",
+                l.direct[0], l.direct[1], l.component[0], l.component[1]
+            );
+            latencies.push(l);
+        }
     }
-    println!("| row | bridge | anchor | ratio | target |");
-    println!("|---|---|---|---|---|");
+
+    if rows.iter().any(|r| !r.1.is_empty()) || !latencies.is_empty() {
+        println!("| row | bridge | anchor | ratio | target |");
+        println!("|---|---|---|---|---|");
+    }
     for (name, bridge_rates, anchor_rates, target) in rows.into_iter().filter(|r| !r.1.is_empty()) {
         let (b, a) = (median(bridge_rates), median(anchor_rates));
         let target = if target.is_nan() { "—".to_owned() } else { format!("≥ {target}") };
         println!("| {name} | {b:.0} | {a:.0} | {:.2} | {target} |", b / a);
+    }
+    if !latencies.is_empty() {
+        // The added latency is the median of each round's difference (both targets of a round
+        // ran back to back on the same broker).
+        for (i, (name, target)) in [("p50", 100.0), ("p99", 300.0)].into_iter().enumerate() {
+            let bridge = median(latencies.iter().map(|l| l.component[i]).collect());
+            let direct = median(latencies.iter().map(|l| l.direct[i]).collect());
+            let added = median(latencies.iter().map(|l| l.component[i] - l.direct[i]).collect());
+            println!(
+                "| {name} publish latency, {} k msg/s open loop, linger 5 ms, vs direct (µs) | {bridge:.0} | {direct:.0} | {added:+.0} µs added | < +{target:.0} µs |",
+                latency_rate / 1000
+            );
+        }
+    }
+
+    let mut memory = vec![];
+    if (on(5) || on(6)) && !has_bridge_binary {
+        eprintln!("memory rows skipped: build the bridge (cargo build --release -p dapr-kafka-bridge)");
+    } else {
+        let seconds: u64 = env_or("MEMORY_SECONDS", 30);
+        if on(5) {
+            eprintln!("memory: sustained publish");
+            let rate = env_or("MEMORY_RATE", 100_000);
+            memory.push(memory_under_publish(embedded.as_ref(), &bootstrap, rate, seconds).await);
+        }
+        if on(6) {
+            eprintln!("memory: backlog and a slow daprd");
+            let backlog = env_or("BACKLOG", 1_000_000);
+            // Longer: the bridge's prefetch for the slow daprd takes about 20 s to fill on Tansu.
+            let seconds = env_or("BACKLOG_SECONDS", 60);
+            memory.push(memory_under_backlog(&mut publisher, embedded.as_ref(), &bootstrap, backlog, seconds).await);
+        }
+    }
+    if !memory.is_empty() {
+        println!();
+        println!("memory (the bridge binary as a child process; RSS from /proc/PID/status, MB = 10⁶ bytes)");
+        println!();
+        println!(
+            "| row | load | idle MB | start MB (2 s into the load) | end MB | peak MB (VmHWM) | RSS every 5 s (MB) | verdict |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for row in &memory {
+            row.print();
+        }
     }
     assert!(bridge.stop().await);
 }
