@@ -201,9 +201,15 @@ fn consumer_settings_reach_librdkafka() {
         ("partition.assignment.strategy", "cooperative-sticky"),
         ("enable.auto.commit", "false"),
         ("enable.auto.offset.store", "false"),
+        // The prefetch librdkafka holds per partition: bytes and messages.
+        ("queued.max.messages.kbytes", "16384"),
+        ("queued.min.messages", "10000"),
     ] {
         assert_eq!(property(&k, key).as_deref(), Some(value), "{key}");
     }
+    // A passthrough still wins.
+    let k = parse(&[("kafka.queued.min.messages", "500")]).unwrap().consumer_config("b:1", "g1");
+    assert_eq!(property(&k, "queued.min.messages").as_deref(), Some("500"));
 }
 
 #[test]
