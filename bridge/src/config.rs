@@ -642,6 +642,10 @@ impl ComponentConfig {
         // a slow daprd, 100 000 per partition held about 65 MB of RSS per partition.
         config.set("queued.max.messages.kbytes", "16384");
         config.set("queued.min.messages", "10000");
+        // Once a partition's queue is over those bounds librdkafka postpones its next fetch by
+        // `fetch.queue.backoff.ms` (1 s by default): a daprd that drains 10 000 messages in
+        // less than that would then wait for the fetch. Look again after 10 ms instead.
+        config.set("fetch.queue.backoff.ms", "10");
         self.apply_passthrough(&mut config);
         config
     }

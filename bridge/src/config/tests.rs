@@ -204,6 +204,7 @@ fn consumer_settings_reach_librdkafka() {
         // The prefetch librdkafka holds per partition: bytes and messages.
         ("queued.max.messages.kbytes", "16384"),
         ("queued.min.messages", "10000"),
+        ("fetch.queue.backoff.ms", "10"),
     ] {
         assert_eq!(property(&k, key).as_deref(), Some(value), "{key}");
     }
