@@ -50,8 +50,6 @@ pub use self::dead_letter::{ERROR_HEADER, OFFSET_HEADER, PARTITION_HEADER, TOPIC
 /// What reaches a stream's consumer thread.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// daprd acked a message.
-    Ack(String),
     /// daprd reported that the app failed a message.
     Nack { id: String, error: String },
     /// A dead-letter publish finished.
@@ -204,6 +202,8 @@ impl Subscriptions {
             paused: self.paused.subscribe(),
             inbound_closed: AtomicBool::new(false),
             closing: AtomicBool::new(false),
+            hold_delivery: AtomicBool::new(false),
+            wake_pending: AtomicBool::new(false),
             revoke_ack_timeout: settings.revoke_ack_timeout,
             commit_interval: settings.commit_interval,
             escape_headers: settings.escape_headers,
@@ -245,6 +245,7 @@ impl Subscriptions {
             .map_err(|e| Error::io("starting the stream thread", e))?;
         threads.push(thread);
 
+        let acks = shared.clone();
         self.readers.spawn(async move {
             loop {
                 let request = tokio::select! {
@@ -255,7 +256,11 @@ impl Subscriptions {
                     Ok(Some(request)) if request.ack_message_id.is_empty() => continue,
                     Ok(Some(request)) => match request.ack_error {
                         Some(error) => Event::Nack { id: request.ack_message_id, error: error.message },
-                        None => Event::Ack(request.ack_message_id),
+                        // Applied here, with the next delivery it allows.
+                        None => {
+                            acks.ack(&request.ack_message_id);
+                            continue;
+                        }
                     },
                     Ok(None) | Err(_) => Event::InboundClosed,
                 };

@@ -3,16 +3,24 @@
 //! librdkafka calls rebalance callbacks from inside `poll`, on the polling thread. A revoke
 //! must wait (bounded) for daprd's outstanding acks and commit before the partitions go,
 //! which means blocking; so each stream polls a `BaseConsumer` on a thread of its own and
-//! never blocks the async runtime. Acks reach the thread over a bounded channel (a daprd that
-//! floods acks is slowed by HTTP/2 flow control, not buffered without end); messages leave it
-//! over the gRPC response channel, which the thread only ever `try_send`s to: what does not
-//! fit waits in an outbox, so the thread never stops polling (a consumer that stops polling
-//! for `max.poll.interval.ms` is thrown out of the group) and always sees cancellation.
+//! never blocks the async runtime. The task that reads daprd's side of the stream applies
+//! each ack to the stream's state itself and, if a fetched message is waiting in the prefetch,
+//! hands it to daprd at once: the ack→next round trip crosses no thread. It then wakes the
+//! thread (wake-ups merge while one is pending) to refill the prefetch from librdkafka. Nacks,
+//! which may need a dead-letter publish, go to the thread over a bounded channel. Messages
+//! leave over the gRPC response channel, which is only ever `try_send` to: what does not fit
+//! waits in an outbox, so the thread never stops polling (a consumer that stops polling for
+//! `max.poll.interval.ms` is thrown out of the group) and always sees cancellation. Both the
+//! thread and the reader deliver, each taking the outbox's lock before the state's, so
+//! messages enter the outbox in the order the state released them. While partitions are
+//! revoked, and once the stream ends, acks only update the state (`hold_delivery`).
 //!
 //! ```text
-//!  daprd acks ─► reader task ─┐
+//!  daprd acks ─► reader task: ack → deliver the next prefetched message ─► outbox
+//!                     │ wake (merged)
+//!  daprd nacks ───────┤
 //!  librdkafka "queue not empty" ├─► events (bounded) ──┐ (the thread sleeps here)
-//!  dead-letter outcomes ───────┘                       ▼
+//!  dead-letter outcomes ────────┘                      ▼
 //!  loop: apply events → split new partition queues → take from them while there is room
 //!        → deliver → commit (interval) → serve the main queue without waiting
 //!          (rebalance callbacks run here: drain acks, commit, release)
@@ -77,6 +85,10 @@ pub(crate) struct Shared {
     pub(crate) inbound_closed: AtomicBool,
     /// Set once the final drain is done: a revoke after it only commits.
     pub(crate) closing: AtomicBool,
+    /// Set while partitions are revoked and once the stream ends: acks do not deliver then.
+    pub(crate) hold_delivery: AtomicBool,
+    /// A wake-up for an ack is on its way to the thread (cleared when it takes events).
+    pub(crate) wake_pending: AtomicBool,
     pub(crate) revoke_ack_timeout: Duration,
     pub(crate) commit_interval: Duration,
     pub(crate) escape_headers: bool,
@@ -174,6 +186,7 @@ impl ConsumerContext for StreamContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let partitions = shared.partitions_of(list);
                 tracing::info!(stream = %shared.stream, ?partitions, "partitions revoked: draining acks, committing");
+                shared.hold_delivery.store(true, Ordering::Release);
                 shared.labels.rebalance("revoke", partitions.len());
                 let committed = if shared.closing.load(Ordering::Acquire) {
                     shared.commit(consumer, Some(&partitions))
@@ -189,6 +202,9 @@ impl ConsumerContext for StreamContext {
                     .retain(|m| MessageId::parse(&m.id).is_some_and(|id| !partitions.contains(&id.partition)));
                 // librdkafka keeps an application pause across unassign/assign: lift it now.
                 let _ = consumer.resume(list);
+                if !shared.closing.load(Ordering::Acquire) {
+                    shared.hold_delivery.store(false, Ordering::Release);
+                }
                 if cooperative { consumer.incremental_unassign(list) } else { consumer.unassign() }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
@@ -274,20 +290,34 @@ impl Shared {
         }
     }
 
+    /// Applies an ack from daprd on the task that reads daprd's side of the stream, and hands
+    /// daprd the next message at once if one is waiting in the prefetch (so the ack→next round
+    /// trip crosses no thread). Then wakes the stream thread, off that path, to refill the
+    /// prefetch from librdkafka; wake-ups that come while one is pending are merged.
+    ///
+    /// While partitions are being revoked or the stream is ending (`hold_delivery`), the ack
+    /// is only applied: nothing new is delivered then, as on the thread.
+    pub(crate) fn ack(&self, id: &str) {
+        let outcome = MessageId::parse(id).map_or(Ack::Unknown, |parsed| lock(&self.state).ack(&parsed));
+        if outcome == Ack::Acked {
+            tracing::trace!(stream = %self.stream, id, "acked");
+            self.labels.ack(AckOutcome::Acked);
+            if !self.hold_delivery.load(Ordering::Acquire) && !self.deliver() {
+                self.inbound_closed.store(true, Ordering::Release);
+            }
+        } else {
+            tracing::debug!(stream = %self.stream, id, ?outcome, "ack ignored (unknown, stale or repeated)");
+            self.labels.ack(AckOutcome::Ignored);
+        }
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            let _ = self.wake.try_send(Event::Wake);
+        }
+    }
+
     /// Applies one event from daprd or from a dead-letter publish.
     fn apply(&self, event: Event) {
         let now = Instant::now();
         match event {
-            Event::Ack(id) => match MessageId::parse(&id).map(|id| lock(&self.state).ack(&id)) {
-                Some(Ack::Acked) => {
-                    tracing::trace!(stream = %self.stream, id, "acked");
-                    self.labels.ack(AckOutcome::Acked);
-                }
-                outcome => {
-                    tracing::debug!(stream = %self.stream, id, ?outcome, "ack ignored (unknown, stale or repeated)");
-                    self.labels.ack(AckOutcome::Ignored);
-                }
-            },
             Event::Nack { id, error } => {
                 let Some(parsed) = MessageId::parse(&id) else {
                     tracing::debug!(stream = %self.stream, id, "nack with a malformed id ignored");
@@ -341,6 +371,8 @@ impl Shared {
     }
 
     pub(crate) fn apply_pending(&self) {
+        // From here on, an ack wakes the thread again.
+        self.wake_pending.store(false, Ordering::Release);
         let mut events = lock(&self.events);
         while let Ok(event) = events.try_recv() {
             self.apply(event);
@@ -416,8 +448,11 @@ impl Shared {
 
     /// Moves what can be delivered now into the response channel, as far as it has room.
     /// Never waits. Returns false when daprd is gone.
-    fn deliver(&self) -> bool {
+    pub(crate) fn deliver(&self) -> bool {
         let paused = *self.paused.borrow();
+        // The outbox first: the thread and the ack reader both deliver, and whoever takes
+        // messages from the state puts them in the outbox before the other can.
+        let mut outbox = lock(&self.outbox);
         let ready = lock(&self.state).deliverable(Instant::now(), paused);
         self.labels.delivered(ready.messages.len());
         for (message, epoch, reason) in ready.dead_letters {
@@ -426,7 +461,6 @@ impl Shared {
                 dead_letter.send(message, epoch, reason);
             }
         }
-        let mut outbox = lock(&self.outbox);
         outbox.extend(ready.messages);
         if paused {
             return true;
@@ -685,6 +719,7 @@ pub(crate) fn run(consumer: &Arc<BaseConsumer<StreamContext>>, shared: &Shared, 
 /// Ends a consumer's membership: drains acks once, commits, leaves the group.
 pub(crate) fn close(consumer: Arc<BaseConsumer<StreamContext>>, shared: &Shared) {
     tracing::info!(stream = %shared.stream, "stream ending: draining acks and committing");
+    shared.hold_delivery.store(true, Ordering::Release);
     if !shared.drain_and_commit(&consumer, None) {
         tracing::warn!(stream = %shared.stream, "final commit failed: un-committed acked messages will be delivered again");
     }
