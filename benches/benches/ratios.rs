@@ -46,6 +46,17 @@ use tonic::{Request, Response, Status, Streaming};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A 100 B message as the no-op service sends it.
+fn noop_message(topic: &str, n: u64) -> PullMessagesResponse {
+    PullMessagesResponse {
+        data: vec![b'x'; 100].into(),
+        topic_name: topic.into(),
+        metadata: HashMap::new(),
+        content_type: String::new(),
+        id: n.to_string(),
+    }
+}
+
 /// A PubSub service that does no work: the gRPC anchor.
 struct Noop;
 
@@ -78,40 +89,19 @@ impl PubSub for Noop {
             tokio::spawn(async move { while let Some(Ok(_)) = inbound.next().await {} });
             tokio::spawn(async move {
                 for n in 0u64.. {
-                    let message = PullMessagesResponse {
-                        data: vec![b'x'; 100].into(),
-                        topic_name: "noop-stream".into(),
-                        metadata: HashMap::new(),
-                        content_type: String::new(),
-                        id: n.to_string(),
-                    };
-                    if tx.send(Ok(message)).await.is_err() {
+                    if tx.send(Ok(noop_message("noop-stream", n))).await.is_err() {
                         break;
                     }
                 }
             });
             return Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)));
         }
-        let first_message = PullMessagesResponse {
-            data: vec![b'x'; 100].into(),
-            topic_name: "noop".into(),
-            metadata: HashMap::new(),
-            content_type: String::new(),
-            id: "0".into(),
-        };
-        tx.send(Ok(first_message)).await.map_err(|_| Status::cancelled("gone"))?;
+        tx.send(Ok(noop_message("noop", 0))).await.map_err(|_| Status::cancelled("gone"))?;
         tokio::spawn(async move {
             let mut n = 0u64;
             while let Some(Ok(_)) = inbound.next().await {
                 n += 1;
-                let message = PullMessagesResponse {
-                    data: vec![b'x'; 100].into(),
-                    topic_name: "noop".into(),
-                    metadata: HashMap::new(),
-                    content_type: String::new(),
-                    id: n.to_string(),
-                };
-                if tx.send(Ok(message)).await.is_err() {
+                if tx.send(Ok(noop_message("noop", n))).await.is_err() {
                     break;
                 }
             }
