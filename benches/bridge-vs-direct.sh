@@ -35,6 +35,9 @@
 #   RDKAFKA_PERFORMANCE   an rdkafka_performance binary to use (default: built here; if that
 #                         fails, row 2's anchor is librdkafka in the bench process)
 #   TANSU_BIN             the tansu binary (default: tansu on PATH, ~/.cargo/bin)
+#   PIN=1                 Tansu on the last CPU, everything else (the bench, the bridge, the
+#                         peers) on the others: a busy client then cannot starve the broker,
+#                         and both sides of a row get the same CPUs (needs 2 or more CPUs)
 #
 # For the load generator vs rdkafka_performance see benches/loadgen-vs-rdkafka.sh.
 set -euo pipefail
@@ -67,15 +70,21 @@ else
 fi
 export BRIDGE_BIN=$TARGET/release/kafka-pubsub-bridge LOADGEN=$TARGET/release/kafka-loadgen
 
+BROKER_CPU=() BENCH_CPU=()
+if [ "${PIN:-0}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+    last=$(($(nproc) - 1))
+    BROKER_CPU=(taskset -c "$last") BENCH_CPU=(taskset -c "0-$((last - 1))")
+fi
+
 if [ "${BROKERS:-}" = mock ]; then
     unset BROKERS
 elif [ -z "${BROKERS:-}" ]; then
     PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    RUST_LOG=warn "${TANSU_BIN:-tansu}" broker --listener-url "tcp://127.0.0.1:$PORT" \
+    RUST_LOG=warn "${BROKER_CPU[@]}" "${TANSU_BIN:-tansu}" broker --listener-url "tcp://127.0.0.1:$PORT" \
         --advertised-listener-url "tcp://127.0.0.1:$PORT" --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1 &
     TANSU_PID=$!
     for _ in $(seq 50); do (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.2; done
     export BROKERS="127.0.0.1:$PORT"
 fi
-echo "== started $(date -u +%FT%TZ), brokers ${BROKERS:-mock}, ${ROUNDS:-3} rounds" >&2
-cargo bench -p benches --bench ratios
+echo "== started $(date -u +%FT%TZ), brokers ${BROKERS:-mock}, ${ROUNDS:-3} rounds${BENCH_CPU:+, pinned}" >&2
+"${BENCH_CPU[@]}" cargo bench -p benches --bench ratios

@@ -148,6 +148,36 @@ async fn ping_pong(daprd: &mut Daprd, topic: &str, count: usize) -> f64 {
     rate
 }
 
+/// Messages per second of librdkafka itself with 100 senders that each wait for their
+/// delivery report before sending again (linger 0, acks all, idempotence): what Kafka allows
+/// the 100-concurrent-Publish row, without gRPC and the bridge.
+async fn direct_concurrent_publish(bootstrap: &str, topic: &str, rounds: usize) -> f64 {
+    let producer: rdkafka::producer::FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "0")
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let payload = vec![b'x'; 100];
+    let send = |producer: &rdkafka::producer::FutureProducer, payload: &[u8]| {
+        let record = rdkafka::producer::FutureRecord::<(), [u8]>::to(topic).payload(payload);
+        let delivery = producer.send_result(record).map_err(|_| "queue full").unwrap();
+        async move { delivery.await.unwrap().map_err(|(e, _)| e).unwrap() }
+    };
+    send(&producer, &payload).await; // warm: producer id, connection, metadata
+    let started = Instant::now();
+    let senders: Vec<_> = (0..100)
+        .map(|_| async {
+            for _ in 0..rounds {
+                send(&producer, &payload).await;
+            }
+        })
+        .collect();
+    futures::future::join_all(senders).await;
+    (rounds * 100) as f64 / started.elapsed().as_secs_f64()
+}
+
 /// Calls per second for `rounds` × 100 concurrent Publish calls of 100 B.
 async fn concurrent_publish(daprd: &Daprd, topic: &str, rounds: usize) -> f64 {
     let payload = vec![b'x'; 100];
@@ -659,6 +689,13 @@ async fn main() {
         ("PullMessages drain vs librdkafka consumer (msg/s)".into(), vec![], vec![], 0.7),
         // Measured with row 3: the same drain against a no-op stream (no target).
         ("PullMessages drain vs a no-op stream: the gRPC limit (msg/s)".into(), vec![], vec![], f64::NAN),
+        // Measured with row 1: the same calls against librdkafka with 100 waiting senders.
+        (
+            "100 concurrent Publish vs librdkafka, 100 waiting senders: Kafka's limit (msg/s)".into(),
+            vec![],
+            vec![],
+            f64::NAN,
+        ),
     ];
     // Row 4: kafka-loadgen, which starts the bridge binary as a child per sweep.
     let latency_rate: u64 = env_or("LATENCY_RATE", 10_000);
@@ -695,6 +732,10 @@ async fn main() {
         if on(1) {
             rows[1].1.push(concurrent_publish(&unary, &topic, 100).await);
             rows[1].2.push(concurrent_publish(&noop, &topic, 100).await);
+            // The same bridge figure against librdkafka with 100 waiting senders.
+            let bridge_rate = *rows[1].1.last().unwrap();
+            rows[5].1.push(bridge_rate);
+            rows[5].2.push(direct_concurrent_publish(&bootstrap, &topic, 100).await);
         }
         // BulkPublish against librdkafka producing directly: rdkafka_performance when given.
         if on(2) {
