@@ -170,7 +170,7 @@ impl Publisher {
         let count = records.len();
         let batch = Batch::new(count);
         let started = Instant::now();
-        self.create_if_missing(topic, None).await;
+        let known = self.create_if_missing(topic, None).await;
         let deadline = started + self.message_timeout;
         let producer = self.current();
         for (index, record) in records.enumerate() {
@@ -190,7 +190,7 @@ impl Publisher {
                 batch.complete(index, Err(error));
             }
         }
-        self.finish(topic, count, batch, started, producer).await
+        self.finish(topic, count, batch, started, producer, known).await
     }
 
     /// Publishes records given as raw parts (dead-letter records) and waits for their reports.
@@ -198,7 +198,7 @@ impl Publisher {
         let count = records.len();
         let batch = Batch::new(count);
         let started = Instant::now();
-        self.create_if_missing(topic, None).await;
+        let known = self.create_if_missing(topic, None).await;
         let deadline = started + self.message_timeout;
         let producer = self.current();
         for (index, raw) in records.into_iter().enumerate() {
@@ -206,7 +206,7 @@ impl Publisher {
                 batch.complete(index, Err(error));
             }
         }
-        self.finish(topic, count, batch, started, producer).await
+        self.finish(topic, count, batch, started, producer, known).await
     }
 
     async fn finish(
@@ -216,11 +216,13 @@ impl Publisher {
         batch: Arc<Batch>,
         started: Instant,
         producer: Arc<KafkaProducer>,
+        topic_known: bool,
     ) -> Vec<(usize, Error)> {
         let failures: Vec<_> =
             batch.wait().await.into_iter().map(|(index, error)| (index, self.explain_missing(topic, error))).collect();
         self.metrics.published(topic, count - failures.len(), failures.len(), started.elapsed());
-        if failures.len() < count {
+        // A record Kafka took proves the topic exists (after a creation that seemed to fail).
+        if !topic_known && failures.len() < count {
             if let Some(admin) = &self.admin {
                 admin.exists(topic);
             }

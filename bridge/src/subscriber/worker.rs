@@ -309,7 +309,8 @@ impl Shared {
             tracing::debug!(stream = %self.stream, id, ?outcome, "ack ignored (unknown, stale or repeated)");
             self.labels.ack(AckOutcome::Ignored);
         }
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+        // An ignored ack changed nothing the thread could act on.
+        if outcome == Ack::Acked && !self.wake_pending.swap(true, Ordering::AcqRel) {
             let _ = self.wake.try_send(Event::Wake);
         }
     }
