@@ -305,10 +305,15 @@ async fn bridge_drain(socket: &Path, bootstrap: &str, topic: &str, count: usize)
 /// from the first row with deliveries to the last delivery report, which leaves out the
 /// start-up and the burst of the queue filled meanwhile. A run that delivered fewer than
 /// `count` panics.
-fn perf_produce(perf: &Path, bootstrap: &str, topic: &str, count: usize) -> f64 {
-    let output = Command::new(perf)
+fn perf_produce(perf: &Path, bootstrap: &str, topic: &str, count: usize, queue: Option<usize>) -> f64 {
+    let mut command = Command::new(perf);
+    command
         .args(["-P", "-u", "-i", "20", "-t", topic, "-b", bootstrap, "-s", "100", "-c", &count.to_string()])
-        .args(["-X", "linger.ms=5", "-X", "acks=all", "-X", "enable.idempotence=true"])
+        .args(["-X", "linger.ms=5", "-X", "acks=all", "-X", "enable.idempotence=true"]);
+    if let Some(queue) = queue {
+        command.args(["-X", &format!("queue.buffering.max.messages={queue}")]);
+    }
+    let output = command
         .output()
         .expect("starting rdkafka_performance");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -696,6 +701,9 @@ async fn main() {
             vec![],
             f64::NAN,
         ),
+        // Measured with row 2: rdkafka_performance holding at most the 8 000 messages the
+        // bulk callers have in flight (no target).
+        ("BulkPublish vs rdkafka_performance with 8 000 messages queued at most (msg/s)".into(), vec![], vec![], f64::NAN),
     ];
     // Row 4: kafka-loadgen, which starts the bridge binary as a child per sweep.
     let latency_rate: u64 = env_or("LATENCY_RATE", 10_000);
@@ -743,12 +751,24 @@ async fn main() {
             let (b, t, p) = (bootstrap.clone(), topic.clone(), perf.clone());
             rows[2].2.push(
                 tokio::task::spawn_blocking(move || match p {
-                    Some(perf) => perf_produce(&perf, &b, &t, BULK_MESSAGES),
+                    Some(perf) => perf_produce(&perf, &b, &t, BULK_MESSAGES, None),
                     None => direct_produce(&b, &t, BULK_MESSAGES),
                 })
                 .await
                 .unwrap(),
             );
+            // The same against rdkafka_performance with no more messages in its queue than
+            // the 8 callers have in flight: what librdkafka makes of that much concurrency.
+            if let Some(perf) = perf.clone() {
+                let bridge_rate = *rows[2].1.last().unwrap();
+                rows[6].1.push(bridge_rate);
+                let (b, t) = (bootstrap.clone(), topic.clone());
+                rows[6].2.push(
+                    tokio::task::spawn_blocking(move || perf_produce(&perf, &b, &t, BULK_MESSAGES, Some(8 * 1000)))
+                        .await
+                        .unwrap(),
+                );
+            }
         }
         // Drain of the backlog.
         if on(3) {

@@ -82,6 +82,13 @@ pub struct Args {
     #[arg(long, env = "KAFKA_BRIDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Threads of the async runtime (gRPC, publish, acks). Default: half the CPUs the process
+    /// may use, rounded up: librdkafka's own threads (one per broker, plus each stream's
+    /// consumer thread) do the rest of the work, and on a small node a second runtime thread
+    /// only adds wake-ups between threads (see the README's benchmarking section).
+    #[arg(long, env = "KAFKA_BRIDGE_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
+
     /// Print the component metadata keys (name, default, meaning) and exit.
     #[arg(long)]
     pub print_config_keys: bool,
@@ -198,6 +205,11 @@ impl Args {
         }
     }
 
+    /// Threads for the async runtime: `--worker-threads`, else half of `cpus` rounded up.
+    pub fn runtime_threads(&self, cpus: usize) -> usize {
+        self.worker_threads.map_or(cpus.div_ceil(2).max(1), usize::from)
+    }
+
     /// `<sockets folder>/<component name>.sock`.
     pub fn socket_path(&self) -> PathBuf {
         self.sockets_folder().join(format!("{}.sock", self.component_name))
@@ -218,5 +230,14 @@ mod tests {
         assert_eq!(args.shutdown_timeout, Duration::from_secs(10));
         assert_eq!(args.shutdown_grace, Duration::from_secs(20));
         assert_eq!(args.max_request_bytes, 64 * 1024 * 1024);
+    }
+
+    #[test]
+    fn runtime_threads_default_to_half_the_cpus() {
+        let args = Args::parse_from(["bridge"]);
+        assert_eq!([1, 2, 3, 4, 8].map(|cpus| args.runtime_threads(cpus)), [1, 1, 2, 2, 4]);
+        let args = Args::parse_from(["bridge", "--worker-threads", "3"]);
+        assert_eq!(args.runtime_threads(2), 3);
+        assert!(Args::try_parse_from(["bridge", "--worker-threads", "0"]).is_err());
     }
 }

@@ -9,9 +9,15 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+fn main() -> anyhow::Result<ExitCode> {
     let args = dapr_kafka_bridge::cli::Args::parse();
-    dapr_kafka_bridge::telemetry::init(args.log_filter(), args.log_format)?;
-    dapr_kafka_bridge::main(args).await
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.runtime_threads(cpus))
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        dapr_kafka_bridge::telemetry::init(args.log_filter(), args.log_format)?;
+        dapr_kafka_bridge::main(args).await
+    })
 }
