@@ -306,16 +306,16 @@ async fn bridge_drain(socket: &Path, bootstrap: &str, topic: &str, count: usize)
 /// start-up and the burst of the queue filled meanwhile. A run that delivered fewer than
 /// `count` panics.
 fn perf_produce(perf: &Path, bootstrap: &str, topic: &str, count: usize, queue: Option<usize>) -> f64 {
+    let settings = ["linger.ms=5", "acks=all", "enable.idempotence=true"];
     let mut command = Command::new(perf);
-    command
-        .args(["-P", "-u", "-i", "20", "-t", topic, "-b", bootstrap, "-s", "100", "-c", &count.to_string()])
-        .args(["-X", "linger.ms=5", "-X", "acks=all", "-X", "enable.idempotence=true"]);
+    command.args(["-P", "-u", "-i", "20", "-t", topic, "-b", bootstrap, "-s", "100", "-c", &count.to_string()]);
+    for setting in settings {
+        command.args(["-X", setting]);
+    }
     if let Some(queue) = queue {
         command.args(["-X", &format!("queue.buffering.max.messages={queue}")]);
     }
-    let output = command
-        .output()
-        .expect("starting rdkafka_performance");
+    let output = command.output().expect("starting rdkafka_performance");
     let stdout = String::from_utf8_lossy(&output.stdout);
     // | elapsed | msgs | bytes | rtt | dr | dr_m/s | dr_MB/s | dr_err | tx_err | outq | offset |
     let rows: Vec<(f64, usize, u64)> = stdout
@@ -703,7 +703,12 @@ async fn main() {
         ),
         // Measured with row 2: rdkafka_performance holding at most the 8 000 messages the
         // bulk callers have in flight (no target).
-        ("BulkPublish vs rdkafka_performance with 8 000 messages queued at most (msg/s)".into(), vec![], vec![], f64::NAN),
+        (
+            "BulkPublish vs rdkafka_performance with 8 000 messages queued at most (msg/s)".into(),
+            vec![],
+            vec![],
+            f64::NAN,
+        ),
     ];
     // Row 4: kafka-loadgen, which starts the bridge binary as a child per sweep.
     let latency_rate: u64 = env_or("LATENCY_RATE", 10_000);

@@ -12,10 +12,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<ExitCode> {
     let args = dapr_kafka_bridge::cli::Args::parse();
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.runtime_threads(cpus))
-        .enable_all()
-        .build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.runtime_threads(cpus)).enable_all().build()?;
     runtime.block_on(async {
         dapr_kafka_bridge::telemetry::init(args.log_filter(), args.log_format)?;
         dapr_kafka_bridge::main(args).await

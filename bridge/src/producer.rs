@@ -8,7 +8,8 @@
 //!     │  QueueFull? wait for room                         compression) ──► broker, acks
 //!     │  (Notify from delivery reports), never spin                    │
 //!     ▼                                                                 ▼
-//!  Batch::wait() ◄───────────────────────── delivery report per record (poll thread)
+//!  Batch::wait() ◄───────────────────────── delivery report per record (on the runtime,
+//!     │                                                                   see `events`)
 //!     │
 //!     ▼  Ok / failed_entries: exactly the records Kafka did not take, with the reason
 //! ```
@@ -26,6 +27,7 @@
 
 mod batch;
 mod context;
+mod events;
 pub mod record;
 
 use std::collections::HashMap;
@@ -38,12 +40,13 @@ use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use regex::Regex;
 use tokio::time::Instant;
 
 use self::batch::{Batch, Pending};
 use self::context::DeliveryContext;
+use self::events::EventProducer;
 use crate::config::{ComponentConfig, TopicSpec};
 use crate::error::{Error, Result};
 use crate::telemetry::metrics;
@@ -59,7 +62,7 @@ pub struct Outgoing<'a> {
     pub content_type: &'a str,
 }
 
-type KafkaProducer = ThreadedProducer<DeliveryContext>;
+type KafkaProducer = EventProducer;
 
 /// A record as librdkafka takes it: raw key and headers (dead-letter records keep the
 /// original's bytes exactly).
@@ -84,18 +87,23 @@ pub struct Publisher {
     metrics: metrics::PublishMetrics,
 }
 
-fn create_producer(client_config: &ClientConfig, redact: &crate::config::Redactor) -> Result<KafkaProducer> {
-    ThreadedProducer::from_config_and_context(client_config, DeliveryContext::default()).map_err(|e| match e {
-        KafkaError::ClientConfig(_, description, property, value) => Error::InvalidMetadata {
-            key: format!("kafka.{property}"),
-            reason: format!(
-                "= `{}` rejected by librdkafka: {}",
-                redact.value_of(&property, &value),
-                redact.text(&description)
-            ),
-        },
-        other => Error::kafka("creating the producer", other),
-    })
+/// Creates a producer whose delivery reports are served on the current runtime.
+fn create_producer(client_config: &ClientConfig, redact: &crate::config::Redactor) -> Result<Arc<KafkaProducer>> {
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|e| Error::Startup(format!("creating the producer outside the async runtime: {e}")))?;
+    let producer =
+        BaseProducer::from_config_and_context(client_config, DeliveryContext::default()).map_err(|e| match e {
+            KafkaError::ClientConfig(_, description, property, value) => Error::InvalidMetadata {
+                key: format!("kafka.{property}"),
+                reason: format!(
+                    "= `{}` rejected by librdkafka: {}",
+                    redact.value_of(&property, &value),
+                    redact.text(&description)
+                ),
+            },
+            other => Error::kafka("creating the producer", other),
+        })?;
+    Ok(EventProducer::start(producer, &runtime))
 }
 
 impl Publisher {
@@ -111,7 +119,7 @@ impl Publisher {
         let publisher = Arc::new(Self {
             instance: display.to_owned(),
             client_config,
-            producer: RwLock::new(Arc::new(producer)),
+            producer: RwLock::new(producer),
             exclude_headers: config.exclude_header_regex.clone(),
             message_timeout: config.producer.message_timeout,
             unknown_topic_timeout: config.producer.unknown_topic_timeout,
@@ -283,7 +291,7 @@ impl Publisher {
             Ok(fresh) => {
                 tracing::error!(instance = %self.instance, ?code, reason, "producer hit a fatal error: replaced it with a new one (records in flight on it failed)");
                 metrics::producer_rebuilt(&self.instance);
-                let old = std::mem::replace(&mut *current, Arc::new(fresh));
+                let old = std::mem::replace(&mut *current, fresh);
                 drop(current);
                 retire(old);
             }
@@ -367,7 +375,7 @@ impl Publisher {
 }
 
 /// Drops a replaced producer off the async runtime once no call uses it any more (dropping
-/// purges what it still holds, which fails those records, and joins its poll thread).
+/// purges what it still holds, which fails those records, and waits for those reports).
 fn retire(old: Arc<KafkaProducer>) {
     std::thread::spawn(move || {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -1,8 +1,8 @@
 //! Completion of a group of records (one Publish, or one BulkPublish) by delivery reports.
 //!
 //! ```text
-//!  publish task                          librdkafka poll thread
-//!  ────────────                          ──────────────────────
+//!  publish task                          events task (see `events`)
+//!  ────────────                          ──────────────────────────
 //!  Batch::new(n)  ─┐
 //!  send(rec, Box<Pending{batch,i}>) ───► queue ──► broker ──► delivery report
 //!  ...                                                         │ Batch::complete(i, result)

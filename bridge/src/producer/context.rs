@@ -1,7 +1,7 @@
 //! The producer's librdkafka context: delivery reports, errors and logs.
 //!
-//! librdkafka calls these from the producer's poll thread (rdkafka's `ThreadedProducer`
-//! polls in its own thread), never from the async runtime. The delivery callback completes
+//! Delivery reports and errors run on the async runtime, from the task that serves the
+//! producer's events (see `events`), or inside a flush. The delivery callback completes
 //! the record's [`Batch`](super::batch::Batch) entry and signals that the queue has room,
 //! which is what a Publish blocked on a full queue waits for.
 
@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use super::batch::Pending;
 use crate::error::Error;
 
-/// The context shared by the producer and its poll thread.
+/// The context shared by the producer and the task that serves its events.
 #[derive(Default)]
 pub(crate) struct DeliveryContext {
     /// Signalled after a delivery report while a publish waits for room in librdkafka's
