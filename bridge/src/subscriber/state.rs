@@ -457,15 +457,18 @@ impl StreamState {
         }
     }
 
-    /// Whether to take another message of `partition` out of librdkafka's partition queue:
-    /// its share of the prefetch is not full and it is not blocked. Messages left in
+    /// How many more messages of `partition` to take out of librdkafka's partition queue now:
+    /// what is left of its share of the prefetch (none while it is blocked). Messages left in
     /// librdkafka stay there (bounded by `queued.max.messages.kbytes`), with no pause.
-    pub(crate) fn wants_more(&self, partition: i32) -> bool {
-        let Some(state) = self.partitions.get(&partition) else { return false };
+    pub(crate) fn room(&self, partition: i32) -> usize {
+        let Some(state) = self.partitions.get(&partition) else { return 0 };
+        if state.block.is_some() {
+            return 0;
+        }
         let stream_limit = self.settings.max_in_flight_per_stream.max(MIN_PREFETCH);
         let partition_limit = self.settings.max_in_flight_per_partition.max(MIN_PREFETCH);
         let share = (stream_limit / self.partitions.len().max(1)).clamp(8, partition_limit);
-        state.block.is_none() && state.held.len() + 1 < share && self.held + 1 < stream_limit
+        (share - 1).saturating_sub(state.held.len()).min((stream_limit - 1).saturating_sub(self.held))
     }
 
     /// Partitions to pause and to resume in librdkafka so fetching matches the prefetch;
@@ -556,6 +559,9 @@ mod tests {
         assert_eq!(first.len(), 4, "stream bound");
         assert_eq!(first.iter().filter(|i| i.partition == 0).count(), 3, "partition bound");
         assert!(!s.wants_pause(0, false), "2 held: the prefetch has room");
+        // Partition 0's share of the 64-message prefetch is 32: 31 held at most, 2 held now.
+        assert_eq!(s.room(0), 29);
+        assert_eq!(s.room(7), 0, "not assigned");
         for o in 5..5 + MIN_PREFETCH as i64 - 2 {
             s.fetched(fetched(0, o));
         }

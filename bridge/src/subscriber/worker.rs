@@ -583,23 +583,37 @@ impl Shared {
 
     /// Moves messages from the partition queues into the stream's prefetch, as far as it has
     /// room. Returns an error that needs a new consumer.
+    ///
+    /// The state's lock is taken once to size a partition's share and once to hand over what
+    /// was taken, not per message: the ack reader contends for it, and a contended lock on a
+    /// busy machine puts a thread to sleep.
     fn fill(&self) -> Option<KafkaError> {
         let queues = lock(&self.queues);
+        let mut taken = Vec::new();
         for (&partition, queue) in queues.iter() {
-            while lock(&self.state).wants_more(partition) {
+            let room = lock(&self.state).room(partition);
+            let mut failed = None;
+            while taken.len() < room {
                 match queue.poll(Duration::ZERO) {
-                    Some(Ok(message)) => {
-                        lock(&self.state).fetched(Fetched::from_kafka(&message, self.escape_headers));
-                    }
+                    Some(Ok(message)) => taken.push(Fetched::from_kafka(&message, self.escape_headers)),
                     Some(Err(error)) => {
-                        if survivable(&error).is_none() {
-                            return Some(error);
-                        }
-                        tracing::warn!(stream = %self.stream, partition, %error, "partition error; retrying underneath");
+                        failed = Some(error);
                         break;
                     }
                     None => break,
                 }
+            }
+            if !taken.is_empty() {
+                let mut state = lock(&self.state);
+                for message in taken.drain(..) {
+                    state.fetched(message);
+                }
+            }
+            if let Some(error) = failed {
+                if survivable(&error).is_none() {
+                    return Some(error);
+                }
+                tracing::warn!(stream = %self.stream, partition, %error, "partition error; retrying underneath");
             }
         }
         None
@@ -673,7 +687,9 @@ pub(crate) fn run(consumer: &Arc<BaseConsumer<StreamContext>>, shared: &Shared, 
         while let Some(result) = next {
             match result {
                 Ok(message) => {
-                    lock(&shared.state).fetched(Fetched::from_kafka(&message, shared.escape_headers));
+                    // Built before the lock is taken: the ack reader contends for it.
+                    let fetched = Fetched::from_kafka(&message, shared.escape_headers);
+                    lock(&shared.state).fetched(fetched);
                     last_error = None;
                 }
                 Err(error) => {
