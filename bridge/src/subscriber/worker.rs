@@ -298,13 +298,27 @@ impl Shared {
     /// While partitions are being revoked or the stream is ending (`hold_delivery`), the ack
     /// is only applied: nothing new is delivered then, as on the thread.
     pub(crate) fn ack(&self, id: &str) {
-        let outcome = MessageId::parse(id).map_or(Ack::Unknown, |parsed| lock(&self.state).ack(&parsed));
+        let Some(parsed) = MessageId::parse(id) else {
+            tracing::debug!(stream = %self.stream, id, "ack with a malformed id ignored");
+            self.labels.ack(AckOutcome::Ignored);
+            return;
+        };
+        let outcome = if self.hold_delivery.load(Ordering::Acquire) {
+            lock(&self.state).ack(&parsed)
+        } else {
+            // One pass under the locks (outbox, then state, as `deliver` takes them): the ack
+            // and the deliveries it allows.
+            let mut outbox = lock(&self.outbox);
+            let mut state = lock(&self.state);
+            let outcome = state.ack(&parsed);
+            if outcome == Ack::Acked && !self.deliver_locked(&mut outbox, state) {
+                self.inbound_closed.store(true, Ordering::Release);
+            }
+            outcome
+        };
         if outcome == Ack::Acked {
             tracing::trace!(stream = %self.stream, id, "acked");
             self.labels.ack(AckOutcome::Acked);
-            if !self.hold_delivery.load(Ordering::Acquire) && !self.deliver() {
-                self.inbound_closed.store(true, Ordering::Release);
-            }
         } else {
             tracing::debug!(stream = %self.stream, id, ?outcome, "ack ignored (unknown, stale or repeated)");
             self.labels.ack(AckOutcome::Ignored);
@@ -450,11 +464,22 @@ impl Shared {
     /// Moves what can be delivered now into the response channel, as far as it has room.
     /// Never waits. Returns false when daprd is gone.
     pub(crate) fn deliver(&self) -> bool {
-        let paused = *self.paused.borrow();
         // The outbox first: the thread and the ack reader both deliver, and whoever takes
         // messages from the state puts them in the outbox before the other can.
         let mut outbox = lock(&self.outbox);
-        let ready = lock(&self.state).deliverable(Instant::now(), paused);
+        let state = lock(&self.state);
+        self.deliver_locked(&mut outbox, state)
+    }
+
+    /// `deliver` with the outbox and the state locked; lets go of the state before sending.
+    fn deliver_locked(
+        &self,
+        outbox: &mut MutexGuard<'_, VecDeque<PullMessagesResponse>>,
+        mut state: MutexGuard<'_, StreamState>,
+    ) -> bool {
+        let paused = *self.paused.borrow();
+        let ready = state.deliverable(Instant::now(), paused);
+        drop(state);
         self.labels.delivered(ready.messages.len());
         for (message, epoch, reason) in ready.dead_letters {
             tracing::error!(stream = %self.stream, partition = message.partition, offset = message.offset, %reason, "dead-lettering a record daprd cannot receive");
