@@ -89,7 +89,7 @@ enum Next {
 
 #[derive(Debug)]
 struct InFlight {
-    message: Fetched,
+    message: Box<Fetched>,
     attempt: u32,
     next: Next,
 }
@@ -99,7 +99,7 @@ struct Partition {
     epoch: u64,
     offsets: PartitionOffsets,
     in_flight: HashMap<i64, InFlight>,
-    held: VecDeque<Fetched>,
+    held: VecDeque<Box<Fetched>>,
     /// Whether librdkafka was asked to stop fetching it.
     fetch_paused: bool,
     /// Why it delivers nothing new, if it does not; `reported` once logged.
@@ -154,6 +154,8 @@ pub(crate) struct StreamState {
     live: std::sync::Arc<LiveEpochs>,
     /// Rotates the partition served first.
     next_first: usize,
+    /// The partitions in the order of the delivery pass under way (a buffer kept for reuse).
+    order: Vec<i32>,
     /// Redeliveries by due time: `(at, partition, offset)`. An entry is acted on only if the
     /// message still waits for exactly that redelivery (acked, revoked or rescheduled ones
     /// are skipped when they come up), so nothing else has to keep it in step, and finding
@@ -171,6 +173,7 @@ impl StreamState {
             held: 0,
             live: std::sync::Arc::default(),
             next_first: 0,
+            order: Vec::new(),
             schedule: BTreeSet::new(),
         }
     }
@@ -218,7 +221,7 @@ impl StreamState {
     }
 
     /// A message came from Kafka; it waits in `held` until there is room to deliver it.
-    pub(crate) fn fetched(&mut self, message: Fetched) {
+    pub(crate) fn fetched(&mut self, message: Box<Fetched>) {
         if !self.partitions.contains_key(&message.partition) {
             self.assign(message.partition);
         }
@@ -247,6 +250,24 @@ impl StreamState {
                 out.messages.push(entry.message.response(id.to_string()));
             }
         }
+        // Round-robin over partitions so one busy partition does not starve the others; the
+        // first partition served changes each time, or with one message in flight the lowest
+        // partition would always win. (The order's buffer is kept: this runs for every ack.)
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend(self.partitions.keys().copied());
+        if !order.is_empty() {
+            let start = self.next_first % order.len();
+            order.rotate_left(start);
+        }
+        self.next_first = self.next_first.wrapping_add(1);
+        let out = self.deliver_in_order(&order, out);
+        self.order = order;
+        out
+    }
+
+    /// Held messages while there is room, taking partitions in `order` round after round.
+    fn deliver_in_order(&mut self, order: &[i32], mut out: Deliveries) -> Deliveries {
         let (stream_limit, partition_limit, cap, max_bytes, has_dead_letter) = (
             self.settings.max_in_flight_per_stream,
             self.settings.max_in_flight_per_partition,
@@ -254,18 +275,9 @@ impl StreamState {
             self.settings.max_delivery_bytes,
             self.settings.dead_letter_topic.is_some(),
         );
-        // Round-robin over partitions so one busy partition does not starve the others; the
-        // first partition served changes each time, or with one message in flight the lowest
-        // partition would always win.
-        let order: Vec<i32> = {
-            let keys: Vec<i32> = self.partitions.keys().copied().collect();
-            let start = if keys.is_empty() { 0 } else { self.next_first % keys.len() };
-            self.next_first = self.next_first.wrapping_add(1);
-            keys[start..].iter().chain(&keys[..start]).copied().collect()
-        };
         loop {
             let mut delivered_any = false;
-            for &partition in &order {
+            for &partition in order {
                 let Some(state) = self.partitions.get_mut(&partition) else { continue };
                 if self.in_flight >= stream_limit {
                     return out;
@@ -294,7 +306,7 @@ impl StreamState {
                         "record of {} bytes exceeds maxDeliveryBytes {max_bytes} (daprd's gRPC receive limit); not delivered",
                         message.size
                     );
-                    out.dead_letters.push((message.clone(), state.epoch, reason));
+                    out.dead_letters.push(((*message).clone(), state.epoch, reason));
                     state.in_flight.insert(message.offset, InFlight { message, attempt: 1, next: Next::DeadLettering });
                     self.in_flight += 1;
                     delivered_any = true;
@@ -364,7 +376,7 @@ impl StreamState {
         let exhausted = settings.on_nack == OnNack::GiveUp || settings.max_retries.is_some_and(|max| retry > max);
         if exhausted && settings.dead_letter_topic.is_some() {
             entry.next = Next::DeadLettering;
-            return AfterNack::DeadLetter(Box::new(entry.message.clone()));
+            return AfterNack::DeadLetter(entry.message.clone());
         }
         if settings.on_nack == OnNack::GiveUp {
             let (partition, offset) = (id.partition, id.offset);
@@ -525,8 +537,8 @@ mod tests {
         ComponentConfig::parse(&map).unwrap().subscriber
     }
 
-    fn fetched(partition: i32, offset: i64) -> Fetched {
-        Fetched {
+    fn fetched(partition: i32, offset: i64) -> Box<Fetched> {
+        Box::new(Fetched {
             partition,
             offset,
             key: None,
@@ -538,7 +550,7 @@ mod tests {
                 data: format!("{partition}/{offset}").into_bytes().into(),
                 ..Default::default()
             },
-        }
+        })
     }
 
     fn ids(responses: &[PullMessagesResponse]) -> Vec<MessageId> {
