@@ -50,14 +50,14 @@ pub(crate) struct EventProducer {
     producer: BaseProducer<DeliveryContext>,
     /// librdkafka's main queue (a handle of our own on it, for its length and its callback).
     queue: *mut rdsys::rd_kafka_queue_t,
-    /// The callback's state: kept alive while librdkafka may call it (until `drop`).
-    ready: *const Arc<Notify>,
+    /// What the callback signals: librdkafka holds a pointer to it until `drop` disables the
+    /// callback (fields drop after that), and this reference keeps it alive until then.
+    _ready: Arc<Notify>,
     stop: CancellationToken,
 }
 
 // SAFETY: the queue handle is used only through librdkafka's thread-safe queue API (length,
-// callback registration, destroy once in `drop`); `ready` points at an `Arc<Notify>`, which
-// is Send + Sync, and is only freed in `drop`.
+// callback registration, destroy once in `drop`).
 unsafe impl Send for EventProducer {}
 unsafe impl Sync for EventProducer {}
 
@@ -72,9 +72,9 @@ impl Deref for EventProducer {
 /// librdkafka calls this on the thread that made the main queue non-empty, under its lock:
 /// it must not call back into the queue, and only signals the events task.
 unsafe extern "C" fn queue_became_non_empty(_: *mut rdsys::rd_kafka_t, opaque: *mut c_void) {
-    // SAFETY: `opaque` is the `Arc<Notify>` leaked in `EventProducer::start`, freed only after
-    // the callback is disabled (in `drop`, under the same lock librdkafka calls us under).
-    let ready = unsafe { &*(opaque as *const Arc<Notify>) };
+    // SAFETY: `opaque` is the `Notify` an `EventProducer` keeps alive until the callback is
+    // disabled (in `drop`, under the same lock librdkafka calls us under).
+    let ready = unsafe { &*(opaque as *const Notify) };
     ready.notify_one();
 }
 
@@ -82,16 +82,16 @@ impl EventProducer {
     /// Wraps `producer` and starts the task that serves its events on `runtime`.
     pub(crate) fn start(producer: BaseProducer<DeliveryContext>, runtime: &tokio::runtime::Handle) -> Arc<Self> {
         let notify = Arc::new(Notify::new());
-        let ready: *const Arc<Notify> = Box::into_raw(Box::new(notify.clone()));
+        let opaque = Arc::as_ptr(&notify) as *mut c_void;
         // SAFETY: the client pointer is valid while `producer` lives; the returned handle is
         // destroyed in `drop`, before `producer` (fields drop after `drop` runs).
         let queue = unsafe { rdsys::rd_kafka_queue_get_main(producer.client().native_ptr()) };
         let stop = CancellationToken::new();
-        let this = Arc::new(Self { producer, queue, ready, stop: stop.clone() });
-        // SAFETY: `queue` is valid (above); `ready` stays allocated until `drop` disables the
-        // callback.
+        let this = Arc::new(Self { producer, queue, _ready: notify.clone(), stop: stop.clone() });
+        // SAFETY: `queue` is valid (above); `opaque` is the `Notify` that `_ready` keeps alive
+        // until `drop` has disabled the callback.
         unsafe {
-            rdsys::rd_kafka_queue_cb_event_enable(queue, Some(queue_became_non_empty), ready as *mut c_void);
+            rdsys::rd_kafka_queue_cb_event_enable(queue, Some(queue_became_non_empty), opaque);
         }
         // Events enqueued before the callback was set (an early error) wake no one: look now.
         notify.notify_one();
@@ -110,13 +110,13 @@ impl Drop for EventProducer {
     fn drop(&mut self) {
         self.stop.cancel();
         // SAFETY: disabling takes the queue's lock, so no callback runs once this returns and
-        // `ready` can be freed; the handle is destroyed once, here, while the client lives.
+        // `_ready` may go with the other fields; the handle is destroyed once, here, while the
+        // client lives.
         unsafe {
             rdsys::rd_kafka_queue_cb_event_enable(self.queue, None, std::ptr::null_mut());
-            drop(Box::from_raw(self.ready as *mut Arc<Notify>));
             rdsys::rd_kafka_queue_destroy(self.queue);
         }
-        // `producer` drops next: rdkafka purges what is still queued and polls the queue for
+        // The fields drop next; dropping the producer purges what is still queued and polls for
         // those reports itself (up to 500 ms), so every waiting call gets an answer.
     }
 }

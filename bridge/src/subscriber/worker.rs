@@ -463,7 +463,7 @@ impl Shared {
 
     /// Moves what can be delivered now into the response channel, as far as it has room.
     /// Never waits. Returns false when daprd is gone.
-    pub(crate) fn deliver(&self) -> bool {
+    fn deliver(&self) -> bool {
         // The outbox first: the thread and the ack reader both deliver, and whoever takes
         // messages from the state puts them in the outbox before the other can.
         let mut outbox = lock(&self.outbox);
