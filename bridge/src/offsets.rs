@@ -52,14 +52,24 @@ impl PartitionOffsets {
         Self { released_through: Some(position), ..Self::default() }
     }
 
-    /// Records that `offset` was delivered. Offsets arrive in increasing order within a
-    /// partition; an offset at or below one already seen is ignored (returns false).
+    /// Records that `offset` is being delivered; returns false if it must not be (it was
+    /// delivered before, or lies below the released front, i.e. was acked or skipped over).
+    ///
+    /// Offsets normally arrive in increasing order within a partition. One that arrives late,
+    /// below the newest delivered offset but never delivered itself, is tracked in its place
+    /// and holds the commit position like any other: dropping it as a repeat would let the
+    /// acks of the offsets around it commit past a message daprd never saw.
     pub fn delivered(&mut self, offset: i64) -> bool {
-        let last = self.window.back().map(|(o, _)| *o).or(self.released_through.map(|r| r - 1));
-        if last.is_some_and(|last| offset <= last) {
+        if self.released_through.is_some_and(|r| offset < r) {
             return false;
         }
-        self.window.push_back((offset, false));
+        match self.window.back() {
+            Some(&(last, _)) if offset <= last => {
+                let Err(at) = self.window.binary_search_by_key(&offset, |(o, _)| *o) else { return false };
+                self.window.insert(at, (offset, false));
+            }
+            _ => self.window.push_back((offset, false)),
+        }
         self.unacked += 1;
         true
     }
@@ -165,6 +175,25 @@ mod tests {
         assert_eq!(p.ack(10), Ack::Repeated);
         assert_eq!(p.commit_position(), Some(12));
         assert!(!p.delivered(11), "an offset at or below one seen is ignored");
+    }
+
+    #[test]
+    fn a_late_offset_never_delivered_holds_the_position() {
+        let mut p = PartitionOffsets::default();
+        for o in 12..15 {
+            assert!(p.delivered(o));
+        }
+        assert!(p.delivered(5), "below the newest, never delivered: tracked, not skipped");
+        assert!(!p.delivered(5), "and now a repeat");
+        assert!(!p.delivered(13), "a repeat of one in the window");
+        for o in 12..15 {
+            p.ack(o);
+        }
+        assert!(p.commit_position().is_none_or(|c| c <= 5), "never past the late one");
+        assert_eq!(p.in_flight(), 1);
+        p.ack(5);
+        assert_eq!(p.commit_position(), Some(15));
+        assert!(!p.delivered(6), "below the released front: acked or skipped over");
     }
 
     #[test]

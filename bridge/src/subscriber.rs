@@ -214,7 +214,7 @@ impl Subscriptions {
             reported: Mutex::default(),
             wake: events_tx.clone(),
             queues: Mutex::default(),
-            to_split: Mutex::default(),
+            consumer: Mutex::default(),
             partitions_at_start: OnceLock::new(),
             topic_missing: AtomicBool::new(false),
         });
@@ -315,8 +315,11 @@ impl ConsumerFactory {
         consumer.set_nonempty_callback(move || {
             let _ = wake.try_send(Event::Wake);
         });
+        let consumer = Arc::new(consumer);
+        // Before `subscribe`: the first assignment's callback needs it.
+        *self.shared.consumer.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&consumer);
         consumer.subscribe(&[&self.topic]).map_err(|e| Error::kafka(format!("subscribing to `{}`", self.topic), e))?;
-        Ok(Arc::new(consumer))
+        Ok(consumer)
     }
 }
 

@@ -121,21 +121,25 @@ async fn out_of_order_acks_resume_at_the_withheld_message(broker: Broker) {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(committed(&broker, &group, &topic, 1), vec![5], "never past the withheld message");
     sub.close();
+    // Let the old stream's consumer leave the group first (it does within ~0.1 s). On the
+    // mock cluster a member that joins while another leaves can wait several rebalance
+    // rounds (5–15 s measured, over 30 s under CPU load), which is the mock coordinator's
+    // way and not this test's subject; the two-bridge tests overlap members on purpose.
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // A new stream (after the old one ended) starts at the withheld message.
+    // A new stream (after the old one ended) starts at the withheld message, and redelivers
+    // in offset order. This once failed under CPU load with a start at 12: the first fetched
+    // records went to the consumer's main queue before the partition's own queue was split
+    // off, were served after later ones and dropped as repeats (see `subscriber::worker`).
     let mut again = daprd.subscribe(&topic, &[]).await.unwrap();
     let redelivered = receive(&mut again, 15).await;
     let offsets: Vec<i64> = redelivered.iter().map(|m| m.metadata["__offset"].parse().unwrap()).collect();
-    // Under CPU load this has failed on the mock (nothing within 30 s; once a start at 12):
-    // say where the group's committed offset stands then, to tell the cluster from the bridge.
     assert_eq!(
-        offsets.first(),
-        Some(&5),
-        "{offsets:?}; the group's committed offsets now: {:?}",
+        offsets,
+        (5..20).collect::<Vec<_>>(),
+        "the at-least-once window, in order; the group's committed offsets now: {:?}",
         committed(&broker, &group, &topic, 1)
     );
-    assert!(offsets.iter().all(|o| *o >= 5), "nothing before the withheld message is redelivered: {offsets:?}");
-    assert_eq!(offsets.len(), 15, "the at-least-once window is exactly 5..20");
     for m in &redelivered {
         again.ack(&m.id).await;
     }

@@ -221,13 +221,16 @@ impl StreamState {
     }
 
     /// A message came from Kafka; it waits in `held` until there is room to deliver it.
-    pub(crate) fn fetched(&mut self, message: Box<Fetched>) {
-        if !self.partitions.contains_key(&message.partition) {
-            self.assign(message.partition);
-        }
-        let partition = self.partitions.get_mut(&message.partition).expect("assigned above");
+    ///
+    /// One of a partition the stream does not own is dropped (returns false): it was fetched
+    /// for an assignment that has ended, and the partition's owner reads it from the committed
+    /// offset. Taking it would start an assignment that Kafka never made, whose acks could
+    /// commit past messages this stream never delivered.
+    pub(crate) fn fetched(&mut self, message: Box<Fetched>) -> bool {
+        let Some(partition) = self.partitions.get_mut(&message.partition) else { return false };
         partition.held.push_back(message);
         self.held += 1;
+        true
     }
 
     /// Messages to send now: due redeliveries, then held messages while there is room.
@@ -299,7 +302,7 @@ impl StreamState {
                 let message = state.held.pop_front().expect("front exists");
                 self.held -= 1;
                 if !state.offsets.delivered(message.offset) {
-                    continue; // a duplicate fetch of something already delivered
+                    continue; // a repeat of something delivered (or acked) before
                 }
                 if message.size > max_bytes {
                     let reason = format!(
@@ -607,6 +610,7 @@ mod tests {
     fn nack_retries_with_backoff_then_dead_letters() {
         let mut s =
             StreamState::new(settings(&[("maxRetries", "2"), ("retryBackoff", "100ms"), ("deadLetterTopic", "dlq")]));
+        s.assign(0);
         s.fetched(fetched(0, 7));
         let t0 = Instant::now();
         let mut id = ids(&s.deliverable(t0, false).messages)[0];
@@ -633,6 +637,7 @@ mod tests {
     #[test]
     fn a_redelivery_carries_the_first_deliverys_metadata_and_stale_schedules_are_skipped() {
         let mut s = StreamState::new(settings(&[("retryBackoff", "100ms")]));
+        s.assign(0);
         let mut record = fetched(0, 3);
         record.key = Some(b"k".to_vec());
         record.headers = vec![("h".into(), b"v".to_vec())];
@@ -665,6 +670,7 @@ mod tests {
     fn without_dead_letter_topic_poison_is_redelivered_forever_never_skipped() {
         let mut s =
             StreamState::new(settings(&[("maxRetries", "0"), ("retryBackoff", "1s"), ("maxRetryBackoff", "4s")]));
+        s.assign(0);
         s.fetched(fetched(0, 0));
         let mut now = Instant::now();
         for attempt in 1..6 {
@@ -676,6 +682,21 @@ mod tests {
             }
             assert!(s.uncommitted(None).is_empty());
         }
+    }
+
+    #[test]
+    fn a_message_of_a_partition_not_assigned_is_dropped() {
+        let mut s = StreamState::new(settings(&[]));
+        assert!(!s.fetched(fetched(3, 12)), "fetched before any assignment");
+        s.assign(0);
+        s.revoke(&[0]);
+        assert!(!s.fetched(fetched(0, 12)), "fetched for an assignment that ended");
+        assert!(s.assigned().is_empty(), "no assignment Kafka did not make");
+        assert!(s.deliverable(Instant::now(), false).messages.is_empty());
+        assert_eq!(s.counts(), (0, 0));
+        s.assign(0);
+        assert!(s.fetched(fetched(0, 5)));
+        assert_eq!(s.deliverable(Instant::now(), false).messages.len(), 1);
     }
 
     #[test]

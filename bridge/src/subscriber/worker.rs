@@ -21,7 +21,7 @@
 //!  daprd nacks ───────┤
 //!  librdkafka "queue not empty" ├─► events (bounded) ──┐ (the thread sleeps here)
 //!  dead-letter outcomes ────────┘                      ▼
-//!  loop: apply events → split new partition queues → take from them while there is room
+//!  loop: apply events → take from the partition queues while there is room
 //!        → deliver → commit (interval) → serve the main queue without waiting
 //!          (rebalance callbacks run here: drain acks, commit, release)
 //!                                                      │
@@ -30,7 +30,13 @@
 //!
 //! Each assigned partition gets its own librdkafka queue: messages stay there (librdkafka
 //! stops fetching at `queued.max.messages.kbytes`) until the stream has room, so prefetch
-//! needs no pause/resume, whose refetch made one-message-in-flight streams wait.
+//! needs no pause/resume, whose refetch made one-message-in-flight streams wait. The queue is
+//! split off in the rebalance callback *before* the partition is assigned: `assign` starts the
+//! fetcher, which forwards the partition's messages to the consumer's main queue unless the
+//! application already took that queue over. Splitting after `assign` (as this module once
+//! did) let the first fetched batch land in the main queue and later ones in the split queue;
+//! the split queue was served first, and the earlier batch then looked like a repeat of
+//! offsets already delivered and was dropped, so acking the rest committed past it.
 //!
 //! librdkafka keeps an application's pause of a partition across unassign and assign. So a
 //! revoke resumes in librdkafka every partition it takes away, and an assignment resumes what
@@ -48,7 +54,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use dapr_kafka_proto::components::PullMessagesResponse;
@@ -107,9 +113,10 @@ pub(crate) struct Shared {
     /// One librdkafka queue per assigned partition: messages wait there (librdkafka keeps
     /// fetching up to its queue bounds) until the stream has room for them.
     pub(crate) queues: Mutex<BTreeMap<i32, PartitionQueue<StreamContext>>>,
-    /// Partitions assigned whose queue is not split off yet (the rebalance callback cannot
-    /// split: that needs the consumer's `Arc`).
-    pub(crate) to_split: Mutex<Vec<i32>>,
+    /// The stream's current consumer, for the rebalance callback: splitting a partition's
+    /// queue needs the consumer's `Arc`, and the callback is only handed a reference. Weak:
+    /// the consumer's context holds this struct.
+    pub(crate) consumer: Mutex<Weak<BaseConsumer<StreamContext>>>,
     /// The topic's partitions when the stream opened (empty if the topic did not exist). A
     /// partition outside it appeared later: everything in it was written after the
     /// subscription began, so without a committed offset it starts at the beginning.
@@ -198,6 +205,8 @@ impl ConsumerContext for StreamContext {
                     lock(&shared.unsaved).extend(positions);
                 }
                 lock(&shared.state).revoke(&partitions);
+                // Their queues are split off again, before librdkafka fetches, if they return.
+                lock(&shared.queues).retain(|p, _| !partitions.contains(p));
                 lock(&shared.outbox)
                     .retain(|m| MessageId::parse(&m.id).is_some_and(|id| !partitions.contains(&id.partition)));
                 // librdkafka keeps an application pause across unassign/assign: lift it now.
@@ -229,11 +238,12 @@ impl ConsumerContext for StreamContext {
                     }
                 }
                 drop(state);
+                // Before `assign` starts fetching: see the module's docs.
+                shared.split_queues(&partitions);
                 tracing::info!(stream = %shared.stream, ?partitions, "partitions assigned");
                 shared.labels.rebalance("assign", partitions.len());
                 let assigned = if cooperative { consumer.incremental_assign(list) } else { consumer.assign(list) };
                 let _ = consumer.resume(list);
-                lock(&shared.to_split).extend(&partitions);
                 let _ = shared.wake.try_send(Event::Wake);
                 assigned
             }
@@ -591,17 +601,22 @@ impl Shared {
 }
 
 impl Shared {
-    /// Takes the queue of every newly assigned partition out of the consumer's main queue,
-    /// with a callback that wakes the worker when messages arrive in it.
-    fn split_queues(&self, consumer: &Arc<BaseConsumer<StreamContext>>) {
-        let pending = std::mem::take(&mut *lock(&self.to_split));
-        for partition in pending {
+    /// Takes the queue of each of `partitions` out of the consumer's main queue, with a
+    /// callback that wakes the worker when messages arrive in it. Called in the rebalance
+    /// callback before the partitions are assigned. librdkafka remembers that the application
+    /// took a partition's queue over, for as long as it knows the partition. A partition
+    /// whose queue cannot be split (the consumer is being dropped) is read from the main
+    /// queue, in order.
+    fn split_queues(&self, partitions: &[i32]) {
+        let Some(consumer) = lock(&self.consumer).upgrade() else { return };
+        let mut queues = lock(&self.queues);
+        for &partition in partitions {
             if let Some(mut queue) = consumer.split_partition_queue(&self.topic, partition) {
                 let wake = self.wake.clone();
                 queue.set_nonempty_callback(move || {
                     let _ = wake.try_send(Event::Wake);
                 });
-                lock(&self.queues).insert(partition, queue);
+                queues.insert(partition, queue);
             }
         }
     }
@@ -631,6 +646,7 @@ impl Shared {
             if !taken.is_empty() {
                 let mut state = lock(&self.state);
                 for message in taken.drain(..) {
+                    // Taken while the partition is assigned (a revoke runs on this thread).
                     state.fetched(message);
                 }
             }
@@ -689,7 +705,6 @@ pub(crate) fn run(consumer: &Arc<BaseConsumer<StreamContext>>, shared: &Shared, 
             return Outcome::Finished;
         }
         shared.apply_pending();
-        shared.split_queues(consumer);
         if let Some(error) = shared.fill() {
             tracing::error!(stream = %shared.stream, %error, "fatal consumer error: building a new consumer");
             shared.labels.stream_error("fatal");
@@ -714,7 +729,10 @@ pub(crate) fn run(consumer: &Arc<BaseConsumer<StreamContext>>, shared: &Shared, 
                 Ok(message) => {
                     // Built before the lock is taken: the ack reader contends for it.
                     let fetched = Fetched::from_kafka(&message, shared.escape_headers);
-                    lock(&shared.state).fetched(fetched);
+                    let (partition, offset) = (fetched.partition, fetched.offset);
+                    if !lock(&shared.state).fetched(fetched) {
+                        tracing::debug!(stream = %shared.stream, partition, offset, "dropped a message of a partition no longer assigned");
+                    }
                     last_error = None;
                 }
                 Err(error) => {
@@ -741,7 +759,7 @@ pub(crate) fn run(consumer: &Arc<BaseConsumer<StreamContext>>, shared: &Shared, 
             polled += 1;
             next = if polled < 256 { consumer.poll(Duration::ZERO) } else { None };
         }
-        if polled > 0 || !lock(&shared.to_split).is_empty() {
+        if polled > 0 {
             continue; // something changed: act on it before sleeping
         }
         // Sleep until an event, the next redelivery, the next commit, or the main-queue
@@ -777,7 +795,6 @@ pub(crate) fn close(consumer: Arc<BaseConsumer<StreamContext>>, shared: &Shared)
 /// messages are delivered again by whoever gets them next).
 pub(crate) fn abandon(consumer: Arc<BaseConsumer<StreamContext>>, shared: &Shared) {
     lock(&shared.queues).clear();
-    lock(&shared.to_split).clear();
     let partitions = lock(&shared.state).assigned();
     lock(&shared.state).revoke(&partitions);
     lock(&shared.outbox).clear();
