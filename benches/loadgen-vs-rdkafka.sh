@@ -9,6 +9,15 @@
 # delivered messages / time until the last delivery (in-memory Tansu slows down as it fills,
 # so equal volumes matter more than equal durations).
 #
+# Two anchors, each round, in rotating order:
+#   rdkafka_performance      its default: one buffer handed to librdkafka for every message
+#                            without a copy (no per-message content, nothing measured per
+#                            message); a ceiling no load generator that stamps messages reaches
+#   rdkafka_performance -l   its latency mode: every message carries its own send time and is
+#                            copied into librdkafka, and each delivery report's latency is
+#                            taken; what kafka-loadgen does for every message (a stamp in the
+#                            payload, rdkafka's copying produce, a latency per delivery)
+#
 # Knobs (environment): ROUNDS (3), MESSAGES (1000000), SIZE (1024), LINGER (5),
 # BATCH (1000000), ACKS (1), INFLIGHT (100000), PARTITIONS (3), CODEC (none).
 #
@@ -75,13 +84,13 @@ run_loadgen() {
         "$WORK/loadgen-$1/results.json"
 }
 
-run_perf() {
-    local topic=perf-$1-$$
+run_perf() { # $1: round; $2...: extra rdkafka_performance flags
+    local topic=perf-$1-$$-${2:-plain}
     # A fresh topic with the same partition count, as kafka-loadgen makes for each step.
     "$LOADGEN" create-topic --brokers "$BROKERS" --partitions "$PARTITIONS" "$topic"
     # -u: the summary as a table; its last row is printed once the last delivery report is in.
     # dr_m/s = messages delivered without error / (last delivery report - first produce).
-    "$PERF" -P -t "$topic" -b "$BROKERS" -s "$SIZE" -c "$MESSAGES" -z "$CODEC" -u "${PROPS[@]}" 2>&1 \
+    "$PERF" -P "${@:2}" -t "$topic" -b "$BROKERS" -s "$SIZE" -c "$MESSAGES" -z "$CODEC" -u "${PROPS[@]}" 2>&1 \
         | awk -F'|' -v want="$MESSAGES" '/^\|/ && $2 ~ /[0-9]/ { dr = $6 + 0; rate = $7 + 0; err = $9 + 0 }
             END { if (dr != want || err != 0) { print "rdkafka_performance delivered " dr " of " want " (" err " failed)" > "/dev/stderr"; exit 1 }
                   print rate }'
@@ -89,20 +98,28 @@ run_perf() {
 
 echo "== $ROUNDS rounds, A/B interleaved: size=$SIZE linger=$LINGER batch=$BATCH acks=$ACKS in-flight=$INFLIGHT partitions=$PARTITIONS codec=$CODEC" >&2
 ratios=()
+stamped=()
 for round in $(seq 1 "$ROUNDS"); do
-    if [ $((round % 2)) -eq 1 ]; then
-        fresh_broker; a=$(run_loadgen "$round")
-        fresh_broker; b=$(run_perf "$round")
-    else
-        fresh_broker; b=$(run_perf "$round")
-        fresh_broker; a=$(run_loadgen "$round")
-    fi
+    # Rotate who goes first: a fresh broker per run, but the machine drifts.
+    case $((round % 3)) in
+        1) fresh_broker; a=$(run_loadgen "$round"); fresh_broker; b=$(run_perf "$round"); fresh_broker; c=$(run_perf "$round" -l) ;;
+        2) fresh_broker; b=$(run_perf "$round"); fresh_broker; c=$(run_perf "$round" -l); fresh_broker; a=$(run_loadgen "$round") ;;
+        0) fresh_broker; c=$(run_perf "$round" -l); fresh_broker; a=$(run_loadgen "$round"); fresh_broker; b=$(run_perf "$round") ;;
+    esac
     r=$(python3 -c "print(f'{float(\"$a\")/float(\"$b\"):.3f}')")
+    s=$(python3 -c "print(f'{float(\"$a\")/float(\"$c\"):.3f}')")
     ratios+=("$r")
-    printf 'round %d: kafka-loadgen %.0f msgs/s, rdkafka_performance %s msgs/s, ratio %s\n' "$round" "$a" "$b" "$r"
+    stamped+=("$s")
+    printf 'round %d: kafka-loadgen %.0f msgs/s, rdkafka_performance %s (ratio %s), rdkafka_performance -l %s (ratio %s)\n' \
+        "$round" "$a" "$b" "$r" "$c" "$s"
 done
-python3 - "${ratios[@]}" <<'PY'
+python3 - "${#ratios[@]}" "${ratios[@]}" "${stamped[@]}" <<'PY'
 import statistics, sys
-r = [float(x) for x in sys.argv[1:]]
-print(f"throughput ratio kafka-loadgen / rdkafka_performance: median {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f}, {len(r)} rounds)")
+n = int(sys.argv[1])
+plain = [float(x) for x in sys.argv[2:2 + n]]
+stamped = [float(x) for x in sys.argv[2 + n:]]
+for name, r in (("rdkafka_performance (one unstamped buffer, zero-copy)", plain),
+                ("rdkafka_performance -l (stamped, copied, latency per message)", stamped)):
+    print(f"throughput ratio kafka-loadgen / {name}: median {statistics.median(r):.3f} "
+          f"(min {min(r):.3f}, max {max(r):.3f}, {len(r)} rounds)")
 PY
