@@ -74,6 +74,11 @@ impl PartitionOffsets {
         true
     }
 
+    /// The newest offset delivered and not released yet.
+    pub fn newest(&self) -> Option<i64> {
+        self.window.back().map(|(o, _)| *o)
+    }
+
     /// Acks `offset`.
     pub fn ack(&mut self, offset: i64) -> Ack {
         let Ok(index) = self.window.binary_search_by_key(&offset, |(o, _)| *o) else {

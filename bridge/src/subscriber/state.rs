@@ -301,8 +301,18 @@ impl StreamState {
                 }
                 let message = state.held.pop_front().expect("front exists");
                 self.held -= 1;
+                let late = state.offsets.newest().is_some_and(|newest| message.offset < newest);
                 if !state.offsets.delivered(message.offset) {
                     continue; // a repeat of something delivered (or acked) before
+                }
+                if late {
+                    // Never expected (librdkafka hands a partition's records over in order);
+                    // delivered and tracked all the same, so no commit passes it.
+                    tracing::warn!(
+                        partition,
+                        offset = message.offset,
+                        "a record arrived after later ones of its partition"
+                    );
                 }
                 if message.size > max_bytes {
                     let reason = format!(
@@ -682,6 +692,25 @@ mod tests {
             }
             assert!(s.uncommitted(None).is_empty());
         }
+    }
+
+    #[test]
+    fn a_record_fetched_after_later_ones_is_delivered_and_holds_the_commit() {
+        let mut s = StreamState::new(settings(&[]));
+        s.assign(0);
+        s.fetched(fetched(0, 12));
+        s.fetched(fetched(0, 13));
+        let now = Instant::now();
+        let first = ids(&s.deliverable(now, false).messages);
+        s.fetched(fetched(0, 5));
+        let late = ids(&s.deliverable(now, false).messages);
+        assert_eq!(late.iter().map(|i| i.offset).collect::<Vec<_>>(), vec![5], "delivered, not dropped as a repeat");
+        for id in &first {
+            assert_eq!(s.ack(id), Ack::Acked);
+        }
+        assert!(s.uncommitted(None).iter().all(|(_, position)| *position <= 5), "no commit past the late record");
+        assert_eq!(s.ack(&late[0]), Ack::Acked);
+        assert_eq!(s.uncommitted(None), vec![(0, 14)]);
     }
 
     #[test]
