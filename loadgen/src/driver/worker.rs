@@ -66,6 +66,18 @@ const POLL_WHEN_FULL: Duration = Duration::from_millis(10);
 const CLOSED_LOOP_POLL_EVERY: usize = 64;
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
+/// Records every message intended from `from` (inclusive) to `end` (exclusive), one per
+/// `interval`, as failed with `kind`; returns how many.
+fn fail_unsent(recorder: &Recorder, from: Duration, end: Duration, interval: Duration, kind: &str) -> u64 {
+    let (mut at, mut count) = (from, 0);
+    while at < end {
+        recorder.failed(Stamp::new(at, true), kind);
+        count += 1;
+        at += interval;
+    }
+    count
+}
+
 pub(crate) fn run(
     target: &dyn Target,
     scenario: &Scenario,
@@ -100,6 +112,12 @@ pub(crate) fn run(
     let (mut measured, mut measure_end, mut unreported) = (0u64, None::<Duration>, 0u64);
     loop {
         if shared.abort.load(Ordering::Relaxed) {
+            // The cluster went away (every broker down, or a fatal error) and the step is
+            // abandoned. In an open loop, what was intended for the rest of the measured phase
+            // fails now: an outage shows in the error rate, it does not shorten the step.
+            if let (Some(interval), MeasureUntil::Time(end), None) = (plan.interval, plan.until, measure_end) {
+                measured += fail_unsent(&recorder, next.max(plan.warmup), end, interval, "NotSent(step abandoned)");
+            }
             break;
         }
         let now = shared.now();
@@ -108,12 +126,7 @@ pub(crate) fn run(
         {
             // Hopelessly behind: what was intended for the measured phase and never sent is
             // a failure at this moment, not a message that silently never existed.
-            let mut at = next.max(plan.warmup);
-            while at < end {
-                recorder.failed(Stamp::new(at, true), "NotSent(behind schedule)");
-                measured += 1;
-                at += interval;
-            }
+            measured += fail_unsent(&recorder, next.max(plan.warmup), end, interval, "NotSent(behind schedule)");
             break;
         }
         let at = match plan.interval {
