@@ -730,6 +730,11 @@ pub(crate) fn run(consumer: &Arc<BaseConsumer<StreamContext>>, shared: &Shared, 
                     // Built before the lock is taken: the ack reader contends for it.
                     let fetched = Fetched::from_kafka(&message, shared.escape_headers);
                     let (partition, offset) = (fetched.partition, fetched.offset);
+                    if lock(&shared.queues).contains_key(&partition) {
+                        // Its queue was split off before it was assigned: this should not
+                        // happen. The ack tracker keeps it safe if it does (out of order).
+                        tracing::warn!(stream = %shared.stream, partition, offset, "a record came through the main queue although its partition has a queue of its own");
+                    }
                     if !lock(&shared.state).fetched(fetched) {
                         tracing::debug!(stream = %shared.stream, partition, offset, "dropped a message of a partition no longer assigned");
                     }
