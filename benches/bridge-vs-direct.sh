@@ -35,6 +35,8 @@
 #   RDKAFKA_PERFORMANCE   an rdkafka_performance binary to use (default: built here; if that
 #                         fails, row 2's anchor is librdkafka in the bench process)
 #   TANSU_BIN             the tansu binary (default: tansu on PATH, ~/.cargo/bin)
+#   RATIOS_NOOP_LOG       a tracing filter for the no-op server's own log on stderr, e.g.
+#                         `h2::proto::connection=debug` (why it ended a connection)
 #   PIN=1                 Tansu on the last CPU, everything else (the bench, the bridge, the
 #                         peers) on the others: a busy client then cannot starve the broker,
 #                         and both sides of a row get the same CPUs (needs 2 or more CPUs)

@@ -134,11 +134,15 @@ fn server_threads() -> usize {
 
 /// This process as the no-op server: serves `socket` until killed.
 fn run_noop_server(socket: &Path) {
+    if let Ok(filter) = std::env::var("RATIOS_NOOP_LOG") {
+        let _ = dapr_kafka_bridge::telemetry::init(&filter, dapr_kafka_bridge::cli::LogFormat::Text);
+    }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(server_threads()).enable_all().build().unwrap();
     runtime.block_on(async {
         let listener = tokio::net::UnixListener::bind(socket).unwrap();
         tonic::transport::Server::builder()
+            .initial_connection_window_size(dapr_kafka_bridge::server::CONNECTION_WINDOW)
             .add_service(PubSubServer::new(Noop))
             .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener))
             .await

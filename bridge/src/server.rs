@@ -20,6 +20,17 @@
 //!
 //! The gRPC request limit (`--max-request-bytes`) replaces tonic's 4 MiB default, so a
 //! Publish as large as `maxMessageBytes` allows is not refused before it reaches Kafka.
+//!
+//! The HTTP/2 connection window is [`CONNECTION_WINDOW`], not hyper's 1 MiB. h2 (0.4.20 on)
+//! guards against floods of small DATA frames: every frame under 256 bytes that has arrived
+//! and is not read yet takes `256 - its size` from a budget of half the connection window,
+//! and when the budget runs out the server ends the *whole connection* (GOAWAY
+//! ENHANCE_YOUR_CALM). daprd's acks are exactly such frames (about 20 bytes each), all of its
+//! streams share one connection, and a stream's reader stops reading while it hands a nack
+//! to a busy stream thread. With 1 MiB that allowed about 2 200 unread acks on the connection,
+//! two streams' worth at the default `maxInFlightPerStream`; losing the connection ends every
+//! stream, and daprd does not reopen them. With 16 MiB it is about 35 000. The bench's no-op
+//! server, which has no such pause, lost its connection this way under a 100 k-message drain.
 
 mod connections;
 pub mod socket;
@@ -40,6 +51,10 @@ use self::socket::SocketFile;
 use crate::error::{Error, Result};
 use crate::instances::Instances;
 use crate::service::PubSubService;
+
+/// The HTTP/2 connection flow-control window: the most daprd may send before the bridge
+/// reads it, and twice h2's budget for unread small DATA frames (see the module's docs).
+pub const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// What the server needs to know.
 #[derive(Debug, Clone)]
@@ -131,6 +146,7 @@ impl Bridge {
         let pubsub = PubSubServer::new(PubSubService::new(instances.clone()))
             .max_decoding_message_size(options.limits.max_request_bytes);
         let server = tonic::transport::Server::builder()
+            .initial_connection_window_size(CONNECTION_WINDOW)
             .add_service(health_service)
             .add_service(reflection_v1alpha)
             .add_service(reflection_v1)
