@@ -697,7 +697,7 @@ fn survivable(error: &KafkaError) -> Option<&'static str> {
 /// librdkafka's "queue not empty" callbacks all wake, so an ack releases the next message
 /// (already prefetched) at once and a fetch is acted on when it lands. Without events it
 /// still wakes every 100 ms to serve the consumer's main queue (rebalances, errors).
-pub(crate) fn run(consumer: &Arc<BaseConsumer<StreamContext>>, shared: &Shared, cancel: &CancellationToken) -> Outcome {
+pub(crate) fn run(consumer: &BaseConsumer<StreamContext>, shared: &Shared, cancel: &CancellationToken) -> Outcome {
     let mut last_commit = Instant::now();
     let mut last_error: Option<String> = None;
     loop {
@@ -730,11 +730,6 @@ pub(crate) fn run(consumer: &Arc<BaseConsumer<StreamContext>>, shared: &Shared, 
                     // Built before the lock is taken: the ack reader contends for it.
                     let fetched = Fetched::from_kafka(&message, shared.escape_headers);
                     let (partition, offset) = (fetched.partition, fetched.offset);
-                    if lock(&shared.queues).contains_key(&partition) {
-                        // Its queue was split off before it was assigned: this should not
-                        // happen. The ack tracker keeps it safe if it does (out of order).
-                        tracing::warn!(stream = %shared.stream, partition, offset, "a record came through the main queue although its partition has a queue of its own");
-                    }
                     if !lock(&shared.state).fetched(fetched) {
                         tracing::debug!(stream = %shared.stream, partition, offset, "dropped a message of a partition no longer assigned");
                     }
