@@ -70,7 +70,7 @@ else
     export RDKAFKA_PERFORMANCE
     cargo build --release -p kafka-loadgen -p dapr-kafka-bridge >&2
 fi
-export BRIDGE_BIN=$TARGET/release/kafka-pubsub-bridge LOADGEN=$TARGET/release/kafka-loadgen
+export BRIDGE_BIN=${BRIDGE_BIN:-$TARGET/release/kafka-pubsub-bridge} LOADGEN=$TARGET/release/kafka-loadgen
 
 BROKER_CPU=() BENCH_CPU=()
 if [ "${PIN:-0}" = 1 ] && [ "$(nproc)" -ge 2 ]; then

@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 
 use dapr_kafka_bridge::embedded::EmbeddedKafka;
 use dapr_kafka_proto::components::*;
-use dapr_kafka_proto::{PubSub, PubSubServer};
+use dapr_kafka_proto::encoded::BodyWriter;
+use dapr_kafka_proto::{EncodedPullResponse, PubSub, PubSubServer};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -50,15 +51,12 @@ use tonic::{Request, Response, Status, Streaming};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// A 100 B message as the no-op service sends it.
-fn noop_message(topic: &str, n: u64) -> PullMessagesResponse {
-    PullMessagesResponse {
-        data: vec![b'x'; 100].into(),
-        topic_name: topic.into(),
-        metadata: HashMap::new(),
-        content_type: String::new(),
-        id: n.to_string(),
-    }
+/// A 100 B message as the no-op service sends it: encoded per message, as the bridge
+/// encodes each record it delivers (and as a generated server encodes its structs).
+fn noop_message(topic: &str, n: u64) -> EncodedPullResponse {
+    let mut body = BodyWriter::with_capacity(128);
+    body.data(&[b'x'; 100]).topic_name(topic);
+    EncodedPullResponse::new(body.finish(), n.to_string())
 }
 
 /// A PubSub service that does no work: the gRPC anchor.
@@ -78,7 +76,7 @@ impl PubSub for Noop {
     async fn bulk_publish(&self, _: Request<BulkPublishRequest>) -> Result<Response<BulkPublishResponse>, Status> {
         Ok(Response::new(BulkPublishResponse { failed_entries: vec![] }))
     }
-    type PullMessagesStream = tokio_stream::wrappers::ReceiverStream<Result<PullMessagesResponse, Status>>;
+    type PullMessagesStream = tokio_stream::wrappers::ReceiverStream<Result<EncodedPullResponse, Status>>;
     /// Answers the topic request and every ack with one message, at once.
     async fn pull_messages(
         &self,

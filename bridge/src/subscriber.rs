@@ -27,7 +27,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use dapr_kafka_proto::components::{PullMessagesRequest, PullMessagesResponse, Topic};
+use dapr_kafka_proto::EncodedPullResponse;
+use dapr_kafka_proto::components::{PullMessagesRequest, Topic};
 use futures::Stream;
 use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
@@ -85,7 +86,7 @@ impl Opened {
 }
 
 /// The response stream handed to tonic.
-pub type MessageStream = Pin<Box<dyn Stream<Item = Result<PullMessagesResponse, Status>> + Send + 'static>>;
+pub type MessageStream = Pin<Box<dyn Stream<Item = Result<EncodedPullResponse, Status>> + Send + 'static>>;
 
 /// The streams of one component instance, and its Pause/Resume switch.
 pub struct Subscriptions {
@@ -187,6 +188,7 @@ impl Subscriptions {
         let runtime = tokio::runtime::Handle::current();
         let dead_letter = settings.dead_letter_topic.clone().map(|dlq| DeadLetter {
             topic: dlq,
+            source: topic.name.clone(),
             publisher: publisher.clone(),
             runtime: runtime.clone(),
             tasks: TaskTracker::new(),
@@ -432,7 +434,7 @@ fn lock_state(shared: &Shared) -> std::sync::MutexGuard<'_, StreamState> {
 /// ends) instead of reaching a draining daprd; messages of a revoked partition are dropped
 /// (their new owner delivers them; this stream's ack for them would be ignored anyway).
 fn held_while_paused(
-    responses: async_mpsc::Receiver<Result<PullMessagesResponse, Status>>,
+    responses: async_mpsc::Receiver<Result<EncodedPullResponse, Status>>,
     paused: watch::Receiver<bool>,
     live: Arc<state::LiveEpochs>,
 ) -> MessageStream {
@@ -442,7 +444,7 @@ fn held_while_paused(
             let item = responses.recv().await?;
             let _ = paused.wait_for(|p| !*p).await;
             match &item {
-                Ok(message) if !live.is_live(&message.id) => continue,
+                Ok(message) if !live.is_live(message.id()) => continue,
                 _ => break item,
             }
         };

@@ -21,8 +21,18 @@ pub mod components {
     tonic::include_proto!("dapr.proto.components.v1");
 }
 
+/// The generated server: as `components`, except that PullMessages streams
+/// [`encoded::EncodedPullResponse`].
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod server {
+    include!(concat!(env!("OUT_DIR"), "/server/dapr.proto.components.v1.rs"));
+}
+
+pub mod encoded;
+
 pub use components::pub_sub_client::PubSubClient;
-pub use components::pub_sub_server::{PubSub, PubSubServer};
+pub use encoded::EncodedPullResponse;
+pub use server::pub_sub_server::{PubSub, PubSubServer};
 
 /// The encoded `FileDescriptorSet` of every file above, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

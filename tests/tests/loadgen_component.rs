@@ -157,7 +157,7 @@ impl PubSub for Foreign {
     async fn bulk_publish(&self, _: Request<BulkPublishRequest>) -> Result<Response<BulkPublishResponse>, Status> {
         Err(Status::unimplemented("no bulk"))
     }
-    type PullMessagesStream = futures::stream::Empty<Result<PullMessagesResponse, Status>>;
+    type PullMessagesStream = futures::stream::Empty<Result<dapr_kafka_proto::EncodedPullResponse, Status>>;
     async fn pull_messages(
         &self,
         _: Request<tonic::Streaming<PullMessagesRequest>>,

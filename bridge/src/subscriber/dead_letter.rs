@@ -28,6 +28,8 @@ pub const OFFSET_HEADER: &str = "dlq-original-offset";
 /// Where exhausted messages go.
 pub(crate) struct DeadLetter {
     pub(crate) topic: String,
+    /// The topic the stream reads (the `dlq-original-topic` header).
+    pub(crate) source: String,
     pub(crate) publisher: Arc<Publisher>,
     pub(crate) runtime: Handle,
     pub(crate) tasks: TaskTracker,
@@ -43,6 +45,7 @@ impl DeadLetter {
     pub(crate) fn send(&self, message: Fetched, epoch: u64, error: String) {
         let publisher = self.publisher.clone();
         let topic = self.topic.clone();
+        let source = self.source.clone();
         let events = self.events.clone();
         let (partition, offset) = (message.partition, message.offset);
         self.tasks.spawn_on(
@@ -55,14 +58,14 @@ impl DeadLetter {
                 let original_offset = offset.to_string();
                 for (name, value) in [
                     (ERROR_HEADER, error.as_str()),
-                    (TOPIC_HEADER, message.response.topic_name.as_str()),
+                    (TOPIC_HEADER, source.as_str()),
                     (PARTITION_HEADER, original_partition.as_str()),
                     (OFFSET_HEADER, original_offset.as_str()),
                 ] {
                     headers = headers.insert(Header { key: name, value: Some(value) });
                 }
                 let record = RawRecord {
-                    payload: &message.response.data,
+                    payload: message.value(),
                     key: message.key.as_deref(),
                     partition: None,
                     headers: Some(headers),

@@ -8,11 +8,11 @@
 //! partition is assigned to this stream, so an ack for a delivery made before a rebalance
 //! cannot touch the state of the new assignment; the attempt distinguishes redeliveries.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use bytes::Bytes;
-use dapr_kafka_proto::components::PullMessagesResponse;
-use prost::Message as _;
+use dapr_kafka_proto::EncodedPullResponse;
+use dapr_kafka_proto::encoded::BodyWriter;
 use rdkafka::Timestamp;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
@@ -23,23 +23,34 @@ const MAX_ID_BYTES: usize = 2 + 11 + 1 + 20 + 1 + 20 + 1 + 10;
 
 /// A record fetched from Kafka, kept until daprd acks it (for redelivery and dead-lettering).
 ///
-/// The response daprd receives is built once, when the record is fetched (its encoded size
-/// decides whether daprd can take it). The first delivery moves its metadata map out
-/// instead of copying it; a redelivery, which is rare, builds the map again from the record.
+/// The response daprd receives is encoded once, when the record is fetched, on the stream's
+/// thread (see [`EncodedPullResponse`]): every delivery of the record, the first and any
+/// redelivery, sends that body with its own id, so a redelivery carries the first
+/// delivery's metadata. Its encoded size decides whether daprd can take it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Fetched {
     pub(crate) partition: i32,
     pub(crate) offset: i64,
+    /// The record's key and headers, exactly (a dead-letter record carries them over).
     pub(crate) key: Option<Vec<u8>>,
     pub(crate) headers: Vec<(String, Vec<u8>)>,
-    /// Record timestamp (ms), create or log-append time.
-    pub(crate) timestamp: Option<i64>,
-    /// Header values are URL-escaped in metadata (`escapeHeaders`).
-    pub(crate) escape_headers: bool,
-    /// The response without its id (its metadata is empty once delivered).
-    pub(crate) response: PullMessagesResponse,
+    /// The response without its id, encoded; the record's value is `body[value]`.
+    body: Bytes,
+    value: std::ops::Range<usize>,
     /// Encoded size of the response once it carries its id: what daprd's receive limit sees.
     pub(crate) size: usize,
+}
+
+/// What a [`Fetched`] is built from: a record's parts, borrowed.
+pub(crate) struct Record<'a> {
+    pub(crate) topic: &'a str,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
+    /// Create or log-append time, in milliseconds.
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) value: &'a [u8],
 }
 
 impl Fetched {
@@ -55,64 +66,72 @@ impl Fetched {
             Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
             Timestamp::NotAvailable => None,
         };
+        let record = Record {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key(),
+            headers,
+            timestamp,
+            value: message.payload().unwrap_or_default(),
+        };
+        Box::new(Self::new(record, escape_headers))
+    }
+
+    /// Encodes the response daprd gets for `record`: its value, topic, metadata (its headers,
+    /// URL-escaped with `escape_headers`, then `__key`, `__partition`, `__offset`, `__topic`
+    /// and `__timestamp`; a later entry of a name wins, as in a map filled in that order) and
+    /// the content type of its `content-type` header.
+    pub(crate) fn new(record: Record<'_>, escape_headers: bool) -> Self {
+        let Record { topic, partition, offset, key, headers, timestamp, value } = record;
+        let headers_len: usize = headers.iter().map(|(name, value)| name.len() + value.len() + 8).sum();
+        let mut body =
+            BodyWriter::with_capacity(value.len() + 2 * topic.len() + key.map_or(0, <[u8]>::len) + headers_len + 120);
+        let at = body.value_offset(value.len());
+        body.data(value).topic_name(topic);
+        for (name, bytes) in &headers {
+            let text = String::from_utf8_lossy(bytes);
+            if escape_headers {
+                body.metadata(name, &query_escape(&text));
+            } else {
+                body.metadata(name, &text);
+            }
+        }
+        if let Some(key) = key {
+            body.metadata("__key", &String::from_utf8_lossy(key));
+        }
+        let mut number = itoa::Buffer::new();
+        body.metadata("__partition", number.format(partition));
+        body.metadata("__offset", number.format(offset));
+        body.metadata("__topic", topic);
+        if let Some(ms) = timestamp {
+            body.metadata("__timestamp", number.format(ms));
+        }
         let content_type = headers
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(CONTENT_TYPE_HEADER))
-            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
-            .unwrap_or_default();
-        let mut fetched = Box::new(Fetched {
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message.key().map(<[u8]>::to_vec),
+            .map_or(Cow::Borrowed(""), |(_, value)| String::from_utf8_lossy(value));
+        body.content_type(&content_type);
+        let body = body.finish();
+        Fetched {
+            partition,
+            offset,
+            key: key.map(<[u8]>::to_vec),
             headers,
-            timestamp,
-            escape_headers,
-            response: PullMessagesResponse {
-                data: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
-                topic_name: message.topic().to_owned(),
-                metadata: HashMap::new(),
-                content_type,
-                id: String::new(),
-            },
-            size: 0,
-        });
-        fetched.response.metadata = fetched.metadata();
-        fetched.size = fetched.response.encoded_len() + MAX_ID_BYTES;
-        fetched
+            size: body.len() + MAX_ID_BYTES,
+            value: if value.is_empty() { 0..0 } else { at..at + value.len() },
+            body,
+        }
     }
 
-    /// The metadata daprd gets with the record: its headers, then `__key`, `__partition`,
-    /// `__offset`, `__topic` and `__timestamp`.
-    fn metadata(&self) -> HashMap<String, String> {
-        let mut metadata = HashMap::with_capacity(self.headers.len() + 5);
-        for (name, value) in &self.headers {
-            let text = String::from_utf8_lossy(value);
-            metadata.insert(name.clone(), if self.escape_headers { query_escape(&text) } else { text.into_owned() });
-        }
-        if let Some(key) = &self.key {
-            metadata.insert("__key".into(), String::from_utf8_lossy(key).into_owned());
-        }
-        metadata.insert("__partition".into(), self.partition.to_string());
-        metadata.insert("__offset".into(), self.offset.to_string());
-        metadata.insert("__topic".into(), self.response.topic_name.clone());
-        if let Some(ms) = self.timestamp {
-            metadata.insert("__timestamp".into(), ms.to_string());
-        }
-        metadata
+    /// The record's value.
+    pub(crate) fn value(&self) -> &[u8] {
+        &self.body[self.value.clone()]
     }
 
-    /// The response for the first delivery: takes the metadata built at fetch time.
-    pub(crate) fn first_response(&mut self, id: String) -> PullMessagesResponse {
-        let metadata = match std::mem::take(&mut self.response.metadata) {
-            built if built.is_empty() => self.metadata(),
-            built => built,
-        };
-        PullMessagesResponse { id, metadata, ..self.response.clone() }
-    }
-
-    /// The response for a redelivery (the metadata is built again).
-    pub(crate) fn response(&self, id: String) -> PullMessagesResponse {
-        PullMessagesResponse { id, metadata: self.metadata(), ..self.response.clone() }
+    /// The response for a delivery with this id (the body is shared, not copied).
+    pub(crate) fn response(&self, id: String) -> EncodedPullResponse {
+        EncodedPullResponse::new(self.body.clone(), id)
     }
 }
 
@@ -159,6 +178,8 @@ pub(crate) fn query_escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use prost::Message as _;
+
     use super::*;
 
     #[test]
@@ -168,6 +189,63 @@ mod tests {
         for bad in ["", "1-2-3", "1-2-3-4-5", "a-2-3-4", "1--3-4", "-1-2-3"] {
             assert_eq!(MessageId::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_response_carries_the_record_and_its_metadata() {
+        let headers = vec![
+            ("Content-Type".to_owned(), b"application/json".to_vec()),
+            ("trace".to_owned(), b"a b".to_vec()),
+            ("content-type".to_owned(), b"text/plain".to_vec()),
+            ("__offset".to_owned(), b"from a header".to_vec()),
+        ];
+        let record = Record {
+            topic: "orders",
+            partition: 2,
+            offset: 41,
+            key: Some(b"k\xff"),
+            headers: headers.clone(),
+            timestamp: Some(1_700_000_000_000),
+            value: b"{}",
+        };
+        let fetched = Fetched::new(record, true);
+        assert_eq!(fetched.value(), b"{}");
+        assert_eq!((fetched.key.as_deref(), &fetched.headers), (Some(&b"k\xff"[..]), &headers), "kept exactly");
+        let response = fetched.response("2-41-1-1".into());
+        assert!(fetched.size >= response.encoded_len(), "the size allows for the id");
+        let message = response.to_message().unwrap();
+        assert_eq!(
+            (message.data.as_ref(), message.topic_name.as_str(), message.id.as_str()),
+            (&b"{}"[..], "orders", "2-41-1-1")
+        );
+        assert_eq!(message.content_type, "application/json", "the first content-type header, any case");
+        let metadata: Vec<(&str, &str)> = {
+            let mut m: Vec<_> = message.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            m.sort();
+            m
+        };
+        assert_eq!(
+            metadata,
+            [
+                ("Content-Type", "application%2Fjson"),
+                ("__key", "k\u{fffd}"),
+                ("__offset", "41"),
+                ("__partition", "2"),
+                ("__timestamp", "1700000000000"),
+                ("__topic", "orders"),
+                ("content-type", "text%2Fplain"),
+                ("trace", "a+b"),
+            ],
+            "headers escaped, then the record's own entries, which win"
+        );
+        let empty =
+            Fetched::new(Record { value: b"", key: None, headers: vec![], timestamp: None, ..record_of("t") }, false);
+        assert_eq!(empty.value(), b"");
+        assert!(empty.response(String::new()).to_message().unwrap().data.is_empty());
+    }
+
+    fn record_of(topic: &str) -> Record<'_> {
+        Record { topic, partition: 0, offset: 0, key: None, headers: vec![], timestamp: None, value: b"x" }
     }
 
     #[test]

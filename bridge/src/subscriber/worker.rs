@@ -6,7 +6,11 @@
 //! never blocks the async runtime. The task that reads daprd's side of the stream applies
 //! each ack to the stream's state itself and, if a fetched message is waiting in the prefetch,
 //! hands it to daprd at once: the ack→next round trip crosses no thread. It then wakes the
-//! thread (wake-ups merge while one is pending) to refill the prefetch from librdkafka. Nacks,
+//! thread (wake-ups merge while one is pending) to refill the prefetch from librdkafka. The
+//! runtime thread that reads acks also writes every response to daprd's connection, and on a
+//! drain it is the busiest thread, so the stream thread does the per-record work around it:
+//! it encodes each response once, as it takes the record from librdkafka, and frees the acked
+//! records it allocated. Nacks,
 //! which may need a dead-letter publish, go to the thread over a bounded channel. Messages
 //! leave over the gRPC response channel, which is only ever `try_send` to: what does not fit
 //! waits in an outbox, so the thread never stops polling (a consumer that stops polling for
@@ -57,7 +61,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
-use dapr_kafka_proto::components::PullMessagesResponse;
+use dapr_kafka_proto::EncodedPullResponse;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -75,7 +79,7 @@ use tonic::Status;
 use super::Event;
 use super::dead_letter::DeadLetter;
 use super::message::{Fetched, MessageId};
-use super::state::{AfterNack, Block, StreamState};
+use super::state::{AfterNack, Block, Released, StreamState};
 use crate::offsets::Ack;
 use crate::telemetry::metrics::{self, AckOutcome, StreamLabels};
 
@@ -99,9 +103,9 @@ pub(crate) struct Shared {
     pub(crate) commit_interval: Duration,
     pub(crate) escape_headers: bool,
     pub(crate) dead_letter: Option<DeadLetter>,
-    pub(crate) outbound: async_mpsc::Sender<Result<PullMessagesResponse, Status>>,
+    pub(crate) outbound: async_mpsc::Sender<Result<EncodedPullResponse, Status>>,
     /// Responses ready for daprd that did not fit in the response channel yet.
-    pub(crate) outbox: Mutex<VecDeque<PullMessagesResponse>>,
+    pub(crate) outbox: Mutex<VecDeque<EncodedPullResponse>>,
     /// Acked positions of revoked partitions whose commit did not land (some brokers refuse
     /// commits while a rebalance is in progress). Used once, by the next assignment.
     pub(crate) unsaved: Mutex<HashMap<i32, i64>>,
@@ -208,7 +212,7 @@ impl ConsumerContext for StreamContext {
                 // Their queues are split off again, before librdkafka fetches, if they return.
                 lock(&shared.queues).retain(|p, _| !partitions.contains(p));
                 lock(&shared.outbox)
-                    .retain(|m| MessageId::parse(&m.id).is_some_and(|id| !partitions.contains(&id.partition)));
+                    .retain(|m| MessageId::parse(m.id()).is_some_and(|id| !partitions.contains(&id.partition)));
                 // librdkafka keeps an application pause across unassign/assign: lift it now.
                 let _ = consumer.resume(list);
                 if !shared.closing.load(Ordering::Acquire) {
@@ -404,6 +408,13 @@ impl Shared {
         }
     }
 
+    /// Frees the records acked since the last call here, on the thread that allocated them
+    /// (see `StreamState::take_released`); `spare` is the empty buffer traded for them.
+    fn free_released(&self, spare: &mut Released) {
+        lock(&self.state).take_released(spare);
+        spare.clear();
+    }
+
     /// Waits up to `wait` for one event and applies it, with whatever else is queued.
     fn wait_for_event(&self, wait: Duration) {
         if wait.is_zero() {
@@ -484,7 +495,7 @@ impl Shared {
     /// `deliver` with the outbox and the state locked; lets go of the state before sending.
     fn deliver_locked(
         &self,
-        outbox: &mut MutexGuard<'_, VecDeque<PullMessagesResponse>>,
+        outbox: &mut MutexGuard<'_, VecDeque<EncodedPullResponse>>,
         mut state: MutexGuard<'_, StreamState>,
     ) -> bool {
         let paused = *self.paused.borrow();
@@ -700,11 +711,13 @@ fn survivable(error: &KafkaError) -> Option<&'static str> {
 pub(crate) fn run(consumer: &BaseConsumer<StreamContext>, shared: &Shared, cancel: &CancellationToken) -> Outcome {
     let mut last_commit = Instant::now();
     let mut last_error: Option<String> = None;
+    let mut released = Vec::new();
     loop {
         if cancel.is_cancelled() || shared.inbound_closed.load(Ordering::Acquire) {
             return Outcome::Finished;
         }
         shared.apply_pending();
+        shared.free_released(&mut released);
         if let Some(error) = shared.fill() {
             tracing::error!(stream = %shared.stream, %error, "fatal consumer error: building a new consumer");
             shared.labels.stream_error("fatal");
