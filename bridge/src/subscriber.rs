@@ -48,16 +48,13 @@ use crate::telemetry::metrics::StreamLabels;
 
 pub use self::dead_letter::{ERROR_HEADER, OFFSET_HEADER, PARTITION_HEADER, TOPIC_HEADER};
 
-/// What reaches a stream's consumer thread.
+/// What reaches a stream's consumer thread over its event channel.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// daprd reported that the app failed a message.
-    Nack { id: String, error: String },
     /// A dead-letter publish finished.
     DeadLettered { partition: i32, offset: i64, epoch: u64, outcome: Result<(), String> },
-    /// daprd closed its side of the stream: no more acks will come.
-    InboundClosed,
-    /// Something is waiting in one of librdkafka's queues.
+    /// Something changed: an ack or nack was applied, daprd closed its side, or something is
+    /// waiting in one of librdkafka's queues.
     Wake,
 }
 
@@ -248,32 +245,24 @@ impl Subscriptions {
         threads.push(thread);
 
         let acks = shared.clone();
+        // Acks and nacks are applied here, never queued for the thread: however busy the
+        // thread is, daprd's acks are read (unread ones would fill the HTTP/2 connection).
         self.readers.spawn(async move {
             loop {
                 let request = tokio::select! {
                     request = inbound.message() => request,
                     () = cancel.cancelled() => break,
                 };
-                let event = match request {
-                    Ok(Some(request)) if request.ack_message_id.is_empty() => continue,
+                match request {
+                    Ok(Some(request)) if request.ack_message_id.is_empty() => {}
                     Ok(Some(request)) => match request.ack_error {
-                        Some(error) => Event::Nack { id: request.ack_message_id, error: error.message },
-                        // Applied here, with the next delivery it allows.
-                        None => {
-                            acks.ack(&request.ack_message_id);
-                            continue;
-                        }
+                        Some(error) => acks.nack(&request.ack_message_id, &error.message),
+                        None => acks.ack(&request.ack_message_id),
                     },
-                    Ok(None) | Err(_) => Event::InboundClosed,
-                };
-                let closed = matches!(event, Event::InboundClosed);
-                // Bounded: a daprd that acks faster than the thread applies waits here.
-                let sent = tokio::select! {
-                    sent = events_tx.send(event) => sent.is_ok(),
-                    () = cancel.cancelled() => false,
-                };
-                if !sent || closed {
-                    break;
+                    Ok(None) | Err(_) => {
+                        acks.daprd_closed();
+                        break;
+                    }
                 }
             }
         });

@@ -4,14 +4,15 @@
 //! must wait (bounded) for daprd's outstanding acks and commit before the partitions go,
 //! which means blocking; so each stream polls a `BaseConsumer` on a thread of its own and
 //! never blocks the async runtime. The task that reads daprd's side of the stream applies
-//! each ack to the stream's state itself and, if a fetched message is waiting in the prefetch,
-//! hands it to daprd at once: the ack→next round trip crosses no thread. It then wakes the
-//! thread (wake-ups merge while one is pending) to refill the prefetch from librdkafka. The
-//! runtime thread that reads acks also writes every response to daprd's connection, and on a
-//! drain it is the busiest thread, so the stream thread does the per-record work around it:
-//! it encodes each response once, as it takes the record from librdkafka, and frees the acked
-//! records it allocated. Nacks,
-//! which may need a dead-letter publish, go to the thread over a bounded channel. Messages
+//! each ack and nack to the stream's state itself (it never waits for the thread, so acks
+//! are read however busy the thread is) and, after an ack, if a fetched message is waiting
+//! in the prefetch, hands it to daprd at once: the ack→next round trip crosses no thread. It
+//! then wakes the thread (wake-ups merge while one is pending) to refill the prefetch from
+//! librdkafka. A nack may start a dead-letter publish, a task on the runtime whose outcome
+//! comes back to the thread over a bounded channel. The runtime thread that reads acks also
+//! writes every response to daprd's connection, and on a drain it is the busiest thread, so
+//! the stream thread does the per-record work around it: it encodes each response once, as it
+//! takes the record from librdkafka, and frees the acked records it allocated. Messages
 //! leave over the gRPC response channel, which is only ever `try_send` to: what does not fit
 //! waits in an outbox, so the thread never stops polling (a consumer that stops polling for
 //! `max.poll.interval.ms` is thrown out of the group) and always sees cancellation. Both the
@@ -20,9 +21,9 @@
 //! revoked, and once the stream ends, acks only update the state (`hold_delivery`).
 //!
 //! ```text
-//!  daprd acks ─► reader task: ack → deliver the next prefetched message ─► outbox
+//!  daprd acks ──► reader task: ack → deliver the next prefetched message ─► outbox
+//!  daprd nacks ─►     │ nack → schedule a redelivery, or dead-letter (a runtime task)
 //!                     │ wake (merged)
-//!  daprd nacks ───────┤
 //!  librdkafka "queue not empty" ├─► events (bounded) ──┐ (the thread sleeps here)
 //!  dead-letter outcomes ────────┘                      ▼
 //!  loop: apply events → take from the partition queues while there is room
@@ -343,50 +344,62 @@ impl Shared {
         }
     }
 
-    /// Applies one event from daprd or from a dead-letter publish.
+    /// Applies a nack from daprd on the task that reads daprd's side of the stream: schedules
+    /// the redelivery (or drops the message, or starts its dead-letter publish, as the
+    /// settings say), then wakes the thread, whose sleep may now end at that redelivery.
+    pub(crate) fn nack(&self, id: &str, error: &str) {
+        let now = Instant::now();
+        let Some(parsed) = MessageId::parse(id) else {
+            tracing::debug!(stream = %self.stream, id, "nack with a malformed id ignored");
+            self.labels.ack(AckOutcome::Ignored);
+            return;
+        };
+        let mut state = lock(&self.state);
+        let after = state.nack(&parsed, now);
+        self.labels.ack(if after == AfterNack::Ignored { AckOutcome::Ignored } else { AckOutcome::Nacked });
+        match after {
+            AfterNack::Redeliver { at, retry } => {
+                tracing::info!(stream = %self.stream, id, retry, delay = ?(at - now), %error, "nacked: redelivering");
+                self.labels.redelivery("retry");
+            }
+            AfterNack::RedeliverExhausted { at, retry } => {
+                tracing::warn!(
+                    stream = %self.stream, id, retry, delay = ?(at - now), %error,
+                    "poison message: retries used up and no deadLetterTopic; redelivering (its partition's commits wait for it)"
+                );
+                self.labels.redelivery("exhausted");
+            }
+            AfterNack::Dropped => {
+                tracing::error!(
+                    stream = %self.stream, topic = %self.topic, partition = parsed.partition, offset = parsed.offset, %error,
+                    "nacked with consumeRetryEnabled=false and no deadLetterTopic: dropped, as pubsub.kafka does"
+                );
+                self.labels.redelivery("dropped");
+            }
+            AfterNack::DeadLetter(message) => {
+                let epoch = state.epoch(parsed.partition).unwrap_or_default();
+                drop(state);
+                let dead_letter = self.dead_letter.as_ref().expect("DeadLetter only with a topic");
+                tracing::warn!(stream = %self.stream, id, dlq = %dead_letter.topic, %error, "retries used up: dead-lettering");
+                dead_letter.send(*message, epoch, error.to_owned());
+            }
+            AfterNack::Ignored => {
+                tracing::debug!(stream = %self.stream, id, "nack ignored (unknown, stale or repeated)")
+            }
+        }
+        let _ = self.wake.try_send(Event::Wake);
+    }
+
+    /// daprd closed its side of the stream: no more acks will come.
+    pub(crate) fn daprd_closed(&self) {
+        self.inbound_closed.store(true, Ordering::Release);
+        let _ = self.wake.try_send(Event::Wake);
+    }
+
+    /// Applies one event for the thread: a dead-letter outcome, or a wake-up.
     fn apply(&self, event: Event) {
         let now = Instant::now();
         match event {
-            Event::Nack { id, error } => {
-                let Some(parsed) = MessageId::parse(&id) else {
-                    tracing::debug!(stream = %self.stream, id, "nack with a malformed id ignored");
-                    self.labels.ack(AckOutcome::Ignored);
-                    return;
-                };
-                let mut state = lock(&self.state);
-                let after = state.nack(&parsed, now);
-                self.labels.ack(if after == AfterNack::Ignored { AckOutcome::Ignored } else { AckOutcome::Nacked });
-                match after {
-                    AfterNack::Redeliver { at, retry } => {
-                        tracing::info!(stream = %self.stream, id, retry, delay = ?(at - now), %error, "nacked: redelivering");
-                        self.labels.redelivery("retry");
-                    }
-                    AfterNack::RedeliverExhausted { at, retry } => {
-                        tracing::warn!(
-                            stream = %self.stream, id, retry, delay = ?(at - now), %error,
-                            "poison message: retries used up and no deadLetterTopic; redelivering (its partition's commits wait for it)"
-                        );
-                        self.labels.redelivery("exhausted");
-                    }
-                    AfterNack::Dropped => {
-                        tracing::error!(
-                            stream = %self.stream, topic = %self.topic, partition = parsed.partition, offset = parsed.offset, %error,
-                            "nacked with consumeRetryEnabled=false and no deadLetterTopic: dropped, as pubsub.kafka does"
-                        );
-                        self.labels.redelivery("dropped");
-                    }
-                    AfterNack::DeadLetter(message) => {
-                        let epoch = state.epoch(parsed.partition).unwrap_or_default();
-                        drop(state);
-                        let dead_letter = self.dead_letter.as_ref().expect("DeadLetter only with a topic");
-                        tracing::warn!(stream = %self.stream, id, dlq = %dead_letter.topic, %error, "retries used up: dead-lettering");
-                        dead_letter.send(*message, epoch, error);
-                    }
-                    AfterNack::Ignored => {
-                        tracing::debug!(stream = %self.stream, id, "nack ignored (unknown, stale or repeated)")
-                    }
-                }
-            }
             Event::DeadLettered { partition, offset, epoch, outcome } => {
                 if let Err(error) = &outcome {
                     tracing::error!(stream = %self.stream, partition, offset, %error, "dead-letter publish failed; will redeliver");
@@ -394,7 +407,6 @@ impl Shared {
                 self.labels.dead_lettered(outcome.is_ok());
                 lock(&self.state).dead_lettered(partition, offset, epoch, outcome.map_err(|_| ()), now);
             }
-            Event::InboundClosed => self.inbound_closed.store(true, Ordering::Release),
             Event::Wake => {}
         }
     }
