@@ -19,6 +19,7 @@
 pub(crate) mod dead_letter;
 pub(crate) mod message;
 pub(crate) mod state;
+mod wakeup;
 mod worker;
 
 use std::pin::Pin;
@@ -40,6 +41,7 @@ use tonic::{Status, Streaming};
 
 use self::dead_letter::DeadLetter;
 use self::state::StreamState;
+use self::wakeup::Wakeup;
 use self::worker::{Outcome, Shared, StreamContext};
 use crate::config::{ComponentConfig, TopicSpec};
 use crate::error::{Error, Result};
@@ -48,14 +50,13 @@ use crate::telemetry::metrics::StreamLabels;
 
 pub use self::dead_letter::{ERROR_HEADER, OFFSET_HEADER, PARTITION_HEADER, TOPIC_HEADER};
 
-/// What reaches a stream's consumer thread over its event channel.
+/// A dead-letter publish that finished, for the stream thread to apply.
 #[derive(Debug)]
-pub(crate) enum Event {
-    /// A dead-letter publish finished.
-    DeadLettered { partition: i32, offset: i64, epoch: u64, outcome: Result<(), String> },
-    /// Something changed: an ack or nack was applied, daprd closed its side, or something is
-    /// waiting in one of librdkafka's queues.
-    Wake,
+pub(crate) struct DeadLettered {
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) epoch: u64,
+    pub(crate) outcome: Result<(), String>,
 }
 
 /// A stream that opened; [`Opened::established`] hands it over once it has taken stock of
@@ -180,7 +181,8 @@ impl Subscriptions {
         let settings = config.subscriber.clone();
         let component = crate::instances::display_name(instance);
         let stream_name = format!("{component}/{}", topic.name);
-        let (events_tx, events_rx) = async_mpsc::channel(settings.max_in_flight_per_stream.min(10_000) + 64);
+        let wakeup = Arc::new(Wakeup::default());
+        let dead_lettered = Arc::new(Mutex::new(Vec::new()));
         let (outbound, responses) = async_mpsc::channel(settings.max_in_flight_per_stream + 1);
         let runtime = tokio::runtime::Handle::current();
         let dead_letter = settings.dead_letter_topic.clone().map(|dlq| DeadLetter {
@@ -189,20 +191,19 @@ impl Subscriptions {
             publisher: publisher.clone(),
             runtime: runtime.clone(),
             tasks: TaskTracker::new(),
-            events: events_tx.clone(),
+            outcomes: dead_lettered.clone(),
+            wakeup: wakeup.clone(),
         });
         let shared = Arc::new(Shared {
             topic: topic.name.clone(),
             labels: StreamLabels::new(component, &topic.name),
             stream: stream_name.clone(),
             state: Mutex::new(StreamState::new(settings.clone())),
-            events: Mutex::new(events_rx),
             runtime,
             paused: self.paused.subscribe(),
             inbound_closed: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             hold_delivery: AtomicBool::new(false),
-            wake_pending: AtomicBool::new(false),
             revoke_ack_timeout: settings.revoke_ack_timeout,
             commit_interval: settings.commit_interval,
             escape_headers: settings.escape_headers,
@@ -211,7 +212,8 @@ impl Subscriptions {
             outbox: Mutex::default(),
             unsaved: Mutex::default(),
             reported: Mutex::default(),
-            wake: events_tx.clone(),
+            wakeup,
+            dead_lettered,
             queues: Mutex::default(),
             consumer: Mutex::default(),
             partitions_at_start: OnceLock::new(),
@@ -230,6 +232,7 @@ impl Subscriptions {
         let thread = std::thread::Builder::new()
             .name(format!("pull-{}", topic.name))
             .spawn(move || {
+                make.shared.wakeup.bind_current();
                 let stocked = take_stock(&consumer, &make.shared, &thread_cancel, create);
                 let _ = ready_tx.send(());
                 if !stocked {
@@ -251,7 +254,10 @@ impl Subscriptions {
             loop {
                 let request = tokio::select! {
                     request = inbound.message() => request,
-                    () = cancel.cancelled() => break,
+                    () = cancel.cancelled() => {
+                        acks.wakeup.wake(); // the thread ends sooner
+                        break;
+                    }
                 };
                 match request {
                     Ok(Some(request)) if request.ack_message_id.is_empty() => {}
@@ -302,10 +308,8 @@ impl ConsumerFactory {
                 .map_err(|e| Error::kafka("creating the consumer", e))?;
         // Rebalances, errors and not-yet-split messages arrive on the main queue: wake the
         // worker for them too.
-        let wake = self.shared.wake.clone();
-        consumer.set_nonempty_callback(move || {
-            let _ = wake.try_send(Event::Wake);
-        });
+        let wakeup = self.shared.wakeup.clone();
+        consumer.set_nonempty_callback(move || wakeup.wake());
         let consumer = Arc::new(consumer);
         // Before `subscribe`: the first assignment's callback needs it.
         *self.shared.consumer.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&consumer);
@@ -397,20 +401,29 @@ fn run_stream(consumer: Arc<BaseConsumer<StreamContext>>, make: &ConsumerFactory
     }
     if let Some(dead_letter) = &shared.dead_letter {
         dead_letter.tasks.close();
-        let _ = shared.runtime.block_on(tokio::time::timeout(Duration::from_secs(10), dead_letter.tasks.wait()));
+        // Waited for without the runtime, which may be shutting down by now.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !dead_letter.tasks.is_empty() && std::time::Instant::now() < deadline {
+            shared.wakeup.wait(Duration::from_millis(10));
+        }
     }
     shared.labels.stream_open(-1.0);
     tracing::info!(stream = %shared.stream, "stream closed");
 }
 
-/// Sleeps `duration` unless cancelled first; returns whether it was cancelled.
+/// Sleeps `duration` unless cancelled first; returns whether it was cancelled. Needs no
+/// async runtime (a stream may still be backing off while the bridge shuts down).
 fn sleep_unless_cancelled(shared: &Shared, cancel: &CancellationToken, duration: Duration) -> bool {
-    shared.runtime.block_on(async {
-        tokio::select! {
-            () = tokio::time::sleep(duration) => false,
-            () = cancel.cancelled() => true,
+    let deadline = std::time::Instant::now() + duration;
+    while !cancel.is_cancelled() {
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return false;
         }
-    })
+        // Cancellation wakes the thread; the slices bound the wait if that wake-up is missed.
+        shared.wakeup.wait((deadline - now).min(Duration::from_millis(100)));
+    }
+    true
 }
 
 fn lock_state(shared: &Shared) -> std::sync::MutexGuard<'_, StreamState> {

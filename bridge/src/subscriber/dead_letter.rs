@@ -5,15 +5,15 @@
 //! committed) only after Kafka acknowledged the dead-letter record; if that publish fails, the
 //! message goes back to redelivery, so nothing is dropped.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rdkafka::message::{Header, OwnedHeaders};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use super::Event;
+use super::DeadLettered;
 use super::message::Fetched;
+use super::wakeup::Wakeup;
 use crate::producer::{Publisher, RawRecord};
 
 /// Header with the error daprd reported for the last attempt.
@@ -33,7 +33,9 @@ pub(crate) struct DeadLetter {
     pub(crate) publisher: Arc<Publisher>,
     pub(crate) runtime: Handle,
     pub(crate) tasks: TaskTracker,
-    pub(crate) events: mpsc::Sender<Event>,
+    /// Where outcomes go, for the stream thread, and how to wake it.
+    pub(crate) outcomes: Arc<Mutex<Vec<DeadLettered>>>,
+    pub(crate) wakeup: Arc<Wakeup>,
 }
 
 impl DeadLetter {
@@ -46,7 +48,7 @@ impl DeadLetter {
         let publisher = self.publisher.clone();
         let topic = self.topic.clone();
         let source = self.source.clone();
-        let events = self.events.clone();
+        let (outcomes, wakeup) = (self.outcomes.clone(), self.wakeup.clone());
         let (partition, offset) = (message.partition, message.offset);
         self.tasks.spawn_on(
             async move {
@@ -75,7 +77,13 @@ impl DeadLetter {
                     None => Ok(()),
                     Some((_, error)) => Err(error.to_string()),
                 };
-                let _ = events.send(Event::DeadLettered { partition, offset, epoch, outcome }).await;
+                outcomes.lock().unwrap_or_else(|e| e.into_inner()).push(DeadLettered {
+                    partition,
+                    offset,
+                    epoch,
+                    outcome,
+                });
+                wakeup.wake();
             },
             &self.runtime,
         );

@@ -9,7 +9,9 @@
 //! in the prefetch, hands it to daprd at once: the ack→next round trip crosses no thread. It
 //! then wakes the thread (wake-ups merge while one is pending) to refill the prefetch from
 //! librdkafka. A nack may start a dead-letter publish, a task on the runtime whose outcome
-//! comes back to the thread over a bounded channel. The runtime thread that reads acks also
+//! the thread applies. The thread sleeps by parking ([`Wakeup`]): no async runtime is
+//! involved in its waits, which stay cheap per turn and still work while the runtime shuts
+//! down. The runtime thread that reads acks also
 //! writes every response to daprd's connection, and on a drain it is the busiest thread, so
 //! the stream thread does the per-record work around it: it encodes each response once, as it
 //! takes the record from librdkafka, and frees the acked records it allocated. Messages
@@ -24,9 +26,9 @@
 //!  daprd acks ──► reader task: ack → deliver the next prefetched message ─► outbox
 //!  daprd nacks ─►     │ nack → schedule a redelivery, or dead-letter (a runtime task)
 //!                     │ wake (merged)
-//!  librdkafka "queue not empty" ├─► events (bounded) ──┐ (the thread sleeps here)
+//!  librdkafka "queue not empty" ├─► Wakeup (unpark) ───┐ (the thread parks here)
 //!  dead-letter outcomes ────────┘                      ▼
-//!  loop: apply events → take from the partition queues while there is room
+//!  loop: apply outcomes → take from the partition queues while there is room
 //!        → deliver → commit (interval) → serve the main queue without waiting
 //!          (rebalance callbacks run here: drain acks, commit, release)
 //!                                                      │
@@ -77,10 +79,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use super::Event;
+use super::DeadLettered;
 use super::dead_letter::DeadLetter;
 use super::message::{Fetched, MessageId};
 use super::state::{AfterNack, Block, Released, StreamState};
+use super::wakeup::Wakeup;
 use crate::offsets::Ack;
 use crate::telemetry::metrics::{self, AckOutcome, StreamLabels};
 
@@ -90,7 +93,6 @@ pub(crate) struct Shared {
     pub(crate) labels: StreamLabels,
     pub(crate) stream: String,
     pub(crate) state: Mutex<StreamState>,
-    pub(crate) events: Mutex<async_mpsc::Receiver<Event>>,
     pub(crate) runtime: Handle,
     pub(crate) paused: watch::Receiver<bool>,
     pub(crate) inbound_closed: AtomicBool,
@@ -98,8 +100,6 @@ pub(crate) struct Shared {
     pub(crate) closing: AtomicBool,
     /// Set while partitions are revoked and once the stream ends: acks do not deliver then.
     pub(crate) hold_delivery: AtomicBool,
-    /// A wake-up for an ack is on its way to the thread (cleared when it takes events).
-    pub(crate) wake_pending: AtomicBool,
     pub(crate) revoke_ack_timeout: Duration,
     pub(crate) commit_interval: Duration,
     pub(crate) escape_headers: bool,
@@ -112,9 +112,11 @@ pub(crate) struct Shared {
     pub(crate) unsaved: Mutex<HashMap<i32, i64>>,
     /// Gauge values this stream last reported, to report deltas (several streams share labels).
     pub(crate) reported: Mutex<Gauges>,
-    /// Wakes the worker (acks come this way too): librdkafka's queues call it when they
-    /// become non-empty.
-    pub(crate) wake: async_mpsc::Sender<Event>,
+    /// Wakes the stream thread: acks, nacks and dead-letter outcomes, the rebalance
+    /// callback, and librdkafka's queues when they become non-empty.
+    pub(crate) wakeup: Arc<Wakeup>,
+    /// Dead-letter publishes that finished, for the thread to apply.
+    pub(crate) dead_lettered: Arc<Mutex<Vec<DeadLettered>>>,
     /// One librdkafka queue per assigned partition: messages wait there (librdkafka keeps
     /// fetching up to its queue bounds) until the stream has room for them.
     pub(crate) queues: Mutex<BTreeMap<i32, PartitionQueue<StreamContext>>>,
@@ -249,7 +251,7 @@ impl ConsumerContext for StreamContext {
                 shared.labels.rebalance("assign", partitions.len());
                 let assigned = if cooperative { consumer.incremental_assign(list) } else { consumer.assign(list) };
                 let _ = consumer.resume(list);
-                let _ = shared.wake.try_send(Event::Wake);
+                shared.wakeup.wake();
                 assigned
             }
             other => {
@@ -339,8 +341,8 @@ impl Shared {
             self.labels.ack(AckOutcome::Ignored);
         }
         // An ignored ack changed nothing the thread could act on.
-        if outcome == Ack::Acked && !self.wake_pending.swap(true, Ordering::AcqRel) {
-            let _ = self.wake.try_send(Event::Wake);
+        if outcome == Ack::Acked {
+            self.wakeup.wake();
         }
     }
 
@@ -387,36 +389,34 @@ impl Shared {
                 tracing::debug!(stream = %self.stream, id, "nack ignored (unknown, stale or repeated)")
             }
         }
-        let _ = self.wake.try_send(Event::Wake);
+        self.wakeup.wake();
     }
 
     /// daprd closed its side of the stream: no more acks will come.
     pub(crate) fn daprd_closed(&self) {
         self.inbound_closed.store(true, Ordering::Release);
-        let _ = self.wake.try_send(Event::Wake);
+        self.wakeup.wake();
     }
 
-    /// Applies one event for the thread: a dead-letter outcome, or a wake-up.
-    fn apply(&self, event: Event) {
-        let now = Instant::now();
-        match event {
-            Event::DeadLettered { partition, offset, epoch, outcome } => {
-                if let Err(error) = &outcome {
-                    tracing::error!(stream = %self.stream, partition, offset, %error, "dead-letter publish failed; will redeliver");
-                }
-                self.labels.dead_lettered(outcome.is_ok());
-                lock(&self.state).dead_lettered(partition, offset, epoch, outcome.map_err(|_| ()), now);
-            }
-            Event::Wake => {}
+    /// Applies the outcome of a dead-letter publish.
+    fn apply_dead_lettered(&self, done: DeadLettered, now: Instant) {
+        let DeadLettered { partition, offset, epoch, outcome } = done;
+        if let Err(error) = &outcome {
+            tracing::error!(stream = %self.stream, partition, offset, %error, "dead-letter publish failed; will redeliver");
         }
+        self.labels.dead_lettered(outcome.is_ok());
+        lock(&self.state).dead_lettered(partition, offset, epoch, outcome.map_err(|_| ()), now);
     }
 
+    /// Takes a pending wake-up (this turn looks at everything) and applies what finished.
     pub(crate) fn apply_pending(&self) {
-        // From here on, an ack wakes the thread again.
-        self.wake_pending.store(false, Ordering::Release);
-        let mut events = lock(&self.events);
-        while let Ok(event) = events.try_recv() {
-            self.apply(event);
+        self.wakeup.take();
+        let done = std::mem::take(&mut *lock(&self.dead_lettered));
+        if !done.is_empty() {
+            let now = Instant::now();
+            for one in done {
+                self.apply_dead_lettered(one, now);
+            }
         }
     }
 
@@ -427,23 +427,12 @@ impl Shared {
         spare.clear();
     }
 
-    /// Waits up to `wait` for one event and applies it, with whatever else is queued.
+    /// Sleeps until woken or `wait` has passed, then applies what is pending.
     fn wait_for_event(&self, wait: Duration) {
-        if wait.is_zero() {
-            return self.apply_pending();
+        if !wait.is_zero() {
+            self.wakeup.wait(wait);
         }
-        let received = {
-            let mut events = lock(&self.events);
-            self.runtime.block_on(async { tokio::time::timeout(wait, events.recv()).await })
-        };
-        match received {
-            Ok(Some(event)) => {
-                self.apply(event);
-                self.apply_pending();
-            }
-            Ok(None) => self.inbound_closed.store(true, Ordering::Release),
-            Err(_) => {}
-        }
+        self.apply_pending();
     }
 
     /// Waits up to `revokeAckTimeout` for acks of messages in `partitions` (all if `None`),
@@ -635,10 +624,8 @@ impl Shared {
         let mut queues = lock(&self.queues);
         for &partition in partitions {
             if let Some(mut queue) = consumer.split_partition_queue(&self.topic, partition) {
-                let wake = self.wake.clone();
-                queue.set_nonempty_callback(move || {
-                    let _ = wake.try_send(Event::Wake);
-                });
+                let wakeup = self.wakeup.clone();
+                queue.set_nonempty_callback(move || wakeup.wake());
                 queues.insert(partition, queue);
             }
         }
@@ -716,8 +703,8 @@ fn survivable(error: &KafkaError) -> Option<&'static str> {
 /// Runs the stream on `consumer` until it is cancelled, daprd goes away, or the consumer
 /// fails fatally.
 ///
-/// Event-driven: the loop sleeps on one channel that acks, dead-letter outcomes and
-/// librdkafka's "queue not empty" callbacks all wake, so an ack releases the next message
+/// Event-driven: the loop parks until acks, nacks, dead-letter outcomes or librdkafka's
+/// "queue not empty" callbacks wake it, so an ack releases the next message
 /// (already prefetched) at once and a fetch is acted on when it lands. Without events it
 /// still wakes every 100 ms to serve the consumer's main queue (rebalances, errors).
 pub(crate) fn run(consumer: &BaseConsumer<StreamContext>, shared: &Shared, cancel: &CancellationToken) -> Outcome {
