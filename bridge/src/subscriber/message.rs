@@ -145,16 +145,40 @@ pub(crate) struct MessageId {
 }
 
 impl MessageId {
+    /// Parses `<partition>-<offset>-<epoch>-<attempt>` (decimal, no signs); `None` for
+    /// anything else. Runs for every ack, on the runtime thread: no allocation.
     pub(crate) fn parse(id: &str) -> Option<Self> {
         let mut parts = id.split('-');
         let id = MessageId {
-            partition: parts.next()?.parse().ok()?,
-            offset: parts.next()?.parse().ok()?,
-            epoch: parts.next()?.parse().ok()?,
-            attempt: parts.next()?.parse().ok()?,
+            partition: parts.next().and_then(decimal)?.try_into().ok()?,
+            offset: parts.next().and_then(decimal)?.try_into().ok()?,
+            epoch: parts.next().and_then(decimal)?,
+            attempt: parts.next().and_then(decimal)?.try_into().ok()?,
         };
         parts.next().is_none().then_some(id)
     }
+
+    /// The id as daprd receives it (what [`MessageId::parse`] reads back).
+    pub(crate) fn to_id(self) -> String {
+        let mut number = itoa::Buffer::new();
+        let mut id = String::with_capacity(48);
+        id.push_str(number.format(self.partition));
+        id.push('-');
+        id.push_str(number.format(self.offset));
+        id.push('-');
+        id.push_str(number.format(self.epoch));
+        id.push('-');
+        id.push_str(number.format(self.attempt));
+        id
+    }
+}
+
+/// A run of ASCII digits as a number (at most 19 digits, so it cannot overflow).
+fn decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.bytes().fold(0, |n, b| n * 10 + u64::from(b - b'0')))
 }
 
 impl std::fmt::Display for MessageId {
@@ -186,7 +210,23 @@ mod tests {
     fn ids_round_trip_and_garbage_is_rejected() {
         let id = MessageId { partition: 3, offset: 42, epoch: 7, attempt: 2 };
         assert_eq!(MessageId::parse(&id.to_string()), Some(id));
-        for bad in ["", "1-2-3", "1-2-3-4-5", "a-2-3-4", "1--3-4", "-1-2-3"] {
+        assert_eq!(id.to_id(), id.to_string());
+        let widest = MessageId { partition: i32::MAX, offset: i64::MAX, epoch: 99, attempt: u32::MAX };
+        assert_eq!(MessageId::parse(&widest.to_id()), Some(widest));
+        for bad in [
+            "",
+            "1-2-3",
+            "1-2-3-4-5",
+            "a-2-3-4",
+            "1--3-4",
+            "-1-2-3",
+            "+1-2-3-4",
+            "2147483648-2-3-4",
+            "1-2-3-4294967296",
+            "1-99999999999999999999-3-4",
+            "1-2-3-4 ",
+            "١-2-3-4",
+        ] {
             assert_eq!(MessageId::parse(bad), None, "{bad}");
         }
     }

@@ -263,7 +263,7 @@ impl StreamState {
                 entry.attempt += 1;
                 entry.next = Next::AwaitingAck;
                 let id = MessageId { partition, offset, epoch: state.epoch, attempt: entry.attempt };
-                out.messages.push(entry.message.response(id.to_string()));
+                out.messages.push(entry.message.response(id.to_id()));
             }
         }
         // Round-robin over partitions so one busy partition does not starve the others; the
@@ -339,7 +339,7 @@ impl StreamState {
                     continue;
                 }
                 let id = MessageId { partition, offset: message.offset, epoch: state.epoch, attempt: 1 };
-                out.messages.push(message.response(id.to_string()));
+                out.messages.push(message.response(id.to_id()));
                 state.in_flight.insert(message.offset, InFlight { message, attempt: 1, next: Next::AwaitingAck });
                 self.in_flight += 1;
                 delivered_any = true;
