@@ -17,7 +17,7 @@
 //! only an unrecoverable one (authorisation, fatal client error) ends it with a status.
 
 pub(crate) mod dead_letter;
-pub(crate) mod message;
+pub mod message;
 pub(crate) mod state;
 mod wakeup;
 mod worker;

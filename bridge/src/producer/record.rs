@@ -23,14 +23,14 @@ pub const PARTITION_NUMBER: &str = "partitionNumber";
 pub const CONTENT_TYPE_HEADER: &str = "content-type";
 
 /// Key, partition and headers of one outgoing record.
-pub(crate) struct RecordParts {
+pub struct RecordParts {
     pub(crate) key: Option<String>,
     pub(crate) partition: Option<i32>,
     pub(crate) headers: Option<OwnedHeaders>,
 }
 
 /// Maps request metadata (entry metadata over request-level metadata) to record parts.
-pub(crate) fn record_parts(
+pub fn record_parts(
     layers: [&HashMap<String, String>; 2],
     content_type: &str,
     exclude: Option<&Regex>,

@@ -28,7 +28,7 @@ const MAX_ID_BYTES: usize = 2 + 11 + 1 + 20 + 1 + 20 + 1 + 10;
 /// redelivery, sends that body with its own id, so a redelivery carries the first
 /// delivery's metadata. Its encoded size decides whether daprd can take it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Fetched {
+pub struct Fetched {
     pub(crate) partition: i32,
     pub(crate) offset: i64,
     /// The record's key and headers, exactly (a dead-letter record carries them over).
@@ -42,15 +42,21 @@ pub(crate) struct Fetched {
 }
 
 /// What a [`Fetched`] is built from: a record's parts, borrowed.
-pub(crate) struct Record<'a> {
-    pub(crate) topic: &'a str,
-    pub(crate) partition: i32,
-    pub(crate) offset: i64,
-    pub(crate) key: Option<&'a [u8]>,
-    pub(crate) headers: Vec<(String, Vec<u8>)>,
+pub struct Record<'a> {
+    /// The topic it was read from.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset in the partition.
+    pub offset: i64,
+    /// Its key, if it has one.
+    pub key: Option<&'a [u8]>,
+    /// Its headers, in order (owned: the record keeps them for dead-lettering).
+    pub headers: Vec<(String, Vec<u8>)>,
     /// Create or log-append time, in milliseconds.
-    pub(crate) timestamp: Option<i64>,
-    pub(crate) value: &'a [u8],
+    pub timestamp: Option<i64>,
+    /// Its value.
+    pub value: &'a [u8],
 }
 
 impl Fetched {
@@ -82,7 +88,7 @@ impl Fetched {
     /// URL-escaped with `escape_headers`, then `__key`, `__partition`, `__offset`, `__topic`
     /// and `__timestamp`; a later entry of a name wins, as in a map filled in that order) and
     /// the content type of its `content-type` header.
-    pub(crate) fn new(record: Record<'_>, escape_headers: bool) -> Self {
+    pub fn new(record: Record<'_>, escape_headers: bool) -> Self {
         let Record { topic, partition, offset, key, headers, timestamp, value } = record;
         let headers_len: usize = headers.iter().map(|(name, value)| name.len() + value.len() + 8).sum();
         let mut body =
@@ -130,24 +136,28 @@ impl Fetched {
     }
 
     /// The response for a delivery with this id (the body is shared, not copied).
-    pub(crate) fn response(&self, id: String) -> EncodedPullResponse {
+    pub fn response(&self, id: String) -> EncodedPullResponse {
         EncodedPullResponse::new(self.body.clone(), id)
     }
 }
 
 /// Which delivery an ack refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct MessageId {
-    pub(crate) partition: i32,
-    pub(crate) offset: i64,
-    pub(crate) epoch: u64,
-    pub(crate) attempt: u32,
+pub struct MessageId {
+    /// The record's partition.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+    /// Which assignment of the partition to the stream delivered it.
+    pub epoch: u64,
+    /// 1 for the first delivery, then one more per redelivery.
+    pub attempt: u32,
 }
 
 impl MessageId {
     /// Parses `<partition>-<offset>-<epoch>-<attempt>` (decimal, no signs); `None` for
     /// anything else. Runs for every ack, on the runtime thread: no allocation.
-    pub(crate) fn parse(id: &str) -> Option<Self> {
+    pub fn parse(id: &str) -> Option<Self> {
         let mut parts = id.split('-');
         let id = MessageId {
             partition: parts.next().and_then(decimal)?.try_into().ok()?,
@@ -159,7 +169,7 @@ impl MessageId {
     }
 
     /// The id as daprd receives it (what [`MessageId::parse`] reads back).
-    pub(crate) fn to_id(self) -> String {
+    pub fn to_id(self) -> String {
         let mut number = itoa::Buffer::new();
         let mut id = String::with_capacity(48);
         id.push_str(number.format(self.partition));
@@ -194,7 +204,12 @@ pub(crate) fn query_escape(text: &str) -> String {
         match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
             b' ' => out.push('+'),
-            other => out.push_str(&format!("%{other:02X}")),
+            other => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(HEX[usize::from(other >> 4)] as char);
+                out.push(HEX[usize::from(other & 0xf)] as char);
+            }
         }
     }
     out
