@@ -337,9 +337,13 @@ fn take_stock(
             }
             Ok(None) => {
                 let _ = shared.partitions_at_start.set(Default::default());
-                let created = create.is_some_and(|(publisher, spec)| {
-                    shared.runtime.block_on(publisher.create_if_missing(&shared.topic, Some(spec)))
-                });
+                let created = match create {
+                    Some((publisher, spec)) => match create_on_runtime(shared, cancel, publisher, spec) {
+                        Some(created) => created,
+                        None => return false,
+                    },
+                    None => false,
+                };
                 if created {
                     return true;
                 }
@@ -362,6 +366,34 @@ fn take_stock(
                 if shared.inbound_closed.load(std::sync::atomic::Ordering::Acquire) {
                     return false;
                 }
+            }
+        }
+    }
+}
+
+/// Creates the stream's topic (`autoCreateTopics`) with the instance's admin client, which
+/// is async: the creation runs on the runtime, and the thread waits for its answer without
+/// entering the runtime (which may be shutting down: then the task never runs, and the topic
+/// counts as not created). `None` if the stream ended first.
+fn create_on_runtime(
+    shared: &Shared,
+    cancel: &CancellationToken,
+    publisher: Arc<Publisher>,
+    spec: TopicSpec,
+) -> Option<bool> {
+    let (answer, created) = std::sync::mpsc::channel();
+    let (topic, wakeup) = (shared.topic.clone(), shared.wakeup.clone());
+    shared.runtime.spawn(async move {
+        let _ = answer.send(publisher.create_if_missing(&topic, Some(spec)).await);
+        wakeup.wake();
+    });
+    loop {
+        match created.try_recv() {
+            Ok(created) => return Some(created),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return Some(false),
+            Err(std::sync::mpsc::TryRecvError::Empty) if cancel.is_cancelled() => return None,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                shared.wakeup.wait(Duration::from_millis(100));
             }
         }
     }
