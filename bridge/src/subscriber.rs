@@ -381,20 +381,18 @@ fn create_on_runtime(
     publisher: Arc<Publisher>,
     spec: TopicSpec,
 ) -> Option<bool> {
+    use std::sync::mpsc::RecvTimeoutError;
     let (answer, created) = std::sync::mpsc::channel();
-    let (topic, wakeup) = (shared.topic.clone(), shared.wakeup.clone());
+    let topic = shared.topic.clone();
     shared.runtime.spawn(async move {
         let _ = answer.send(publisher.create_if_missing(&topic, Some(spec)).await);
-        wakeup.wake();
     });
     loop {
-        match created.try_recv() {
+        match created.recv_timeout(Duration::from_millis(100)) {
             Ok(created) => return Some(created),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => return Some(false),
-            Err(std::sync::mpsc::TryRecvError::Empty) if cancel.is_cancelled() => return None,
-            Err(std::sync::mpsc::TryRecvError::Empty) => {
-                shared.wakeup.wait(Duration::from_millis(100));
-            }
+            Err(RecvTimeoutError::Disconnected) => return Some(false),
+            Err(RecvTimeoutError::Timeout) if cancel.is_cancelled() => return None,
+            Err(RecvTimeoutError::Timeout) => {}
         }
     }
 }

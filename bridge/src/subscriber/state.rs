@@ -39,8 +39,6 @@ use std::time::Duration;
 use dapr_kafka_proto::EncodedPullResponse;
 use tokio::time::Instant;
 
-#[cfg(test)]
-use super::message::Record;
 use super::message::{Fetched, MessageId};
 use crate::config::{OnNack, SubscriberSettings};
 use crate::offsets::{Ack, PartitionOffsets};
@@ -564,6 +562,7 @@ mod tests {
 
     use super::*;
     use crate::config::ComponentConfig;
+    use crate::subscriber::message::Record;
 
     fn settings(pairs: &[(&str, &str)]) -> SubscriberSettings {
         let map: Map<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

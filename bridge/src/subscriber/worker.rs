@@ -11,10 +11,10 @@
 //! librdkafka. A nack may start a dead-letter publish, a task on the runtime whose outcome
 //! the thread applies. The thread sleeps by parking ([`Wakeup`]): no async runtime is
 //! involved in its waits, which stay cheap per turn and still work while the runtime shuts
-//! down. The runtime thread that reads acks also
-//! writes every response to daprd's connection, and on a drain it is the busiest thread, so
-//! the stream thread does the per-record work around it: it encodes each response once, as it
-//! takes the record from librdkafka, and frees the acked records it allocated. Messages
+//! down. The runtime thread that reads acks also writes every response to daprd's
+//! connection, and on a drain it is the busiest thread, so the stream thread does the
+//! per-record work around it: it encodes each response once, as it takes the record from
+//! librdkafka, and frees the acked records it allocated. Messages
 //! leave over the gRPC response channel, which is only ever `try_send` to: what does not fit
 //! waits in an outbox, so the thread never stops polling (a consumer that stops polling for
 //! `max.poll.interval.ms` is thrown out of the group) and always sees cancellation. Both the
