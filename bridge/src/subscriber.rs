@@ -17,6 +17,7 @@
 //! only an unrecoverable one (authorisation, fatal client error) ends it with a status.
 
 pub(crate) mod dead_letter;
+mod headers;
 pub mod message;
 pub(crate) mod state;
 mod wakeup;

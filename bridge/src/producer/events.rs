@@ -26,8 +26,8 @@
 //! poll the queue themselves (rdkafka's `BaseProducer::flush`), so shutdown does not depend on
 //! the task.
 //!
-//! This is the crate's only `unsafe` code: three librdkafka calls rdkafka does not wrap for
-//! producers (it does for consumers, with the same callback shape).
+//! With `subscriber::headers`, this is the crate's only `unsafe` code: three librdkafka calls
+//! rdkafka does not wrap for producers (it does for consumers, with the same callback shape).
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;

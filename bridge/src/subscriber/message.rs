@@ -14,7 +14,7 @@ use bytes::Bytes;
 use dapr_kafka_proto::EncodedPullResponse;
 use dapr_kafka_proto::encoded::BodyWriter;
 use rdkafka::Timestamp;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::producer::record::CONTENT_TYPE_HEADER;
 
@@ -64,10 +64,7 @@ impl Fetched {
     /// Boxed: the record moves from the prefetch to the in-flight map and back out, and
     /// moving a pointer costs less than moving the record.
     pub(crate) fn from_kafka(message: &BorrowedMessage<'_>, escape_headers: bool) -> Box<Self> {
-        let headers: Vec<(String, Vec<u8>)> = message
-            .headers()
-            .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
-            .unwrap_or_default();
+        let headers = super::headers::read(message);
         let timestamp = match message.timestamp() {
             Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
             Timestamp::NotAvailable => None,

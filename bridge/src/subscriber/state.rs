@@ -250,6 +250,7 @@ impl StreamState {
         if paused {
             return out;
         }
+        let max_bytes = self.settings.max_delivery_bytes;
         while let Some(&(at, partition, offset)) = self.schedule.first() {
             if at > now {
                 break;
@@ -258,6 +259,13 @@ impl StreamState {
             let Some(state) = self.partitions.get_mut(&partition) else { continue };
             let Some(entry) = state.in_flight.get_mut(&offset) else { continue };
             if matches!(entry.next, Next::RedeliverAt(due) if due == at) {
+                if entry.message.size > max_bytes {
+                    // Its dead-letter publish failed: try that again; daprd never gets it.
+                    entry.next = Next::DeadLettering;
+                    let reason = oversized(entry.message.size, max_bytes);
+                    out.dead_letters.push(((*entry.message).clone(), state.epoch, reason));
+                    continue;
+                }
                 entry.attempt += 1;
                 entry.next = Next::AwaitingAck;
                 let id = MessageId { partition, offset, epoch: state.epoch, attempt: entry.attempt };
@@ -326,10 +334,7 @@ impl StreamState {
                     );
                 }
                 if message.size > max_bytes {
-                    let reason = format!(
-                        "record of {} bytes exceeds maxDeliveryBytes {max_bytes} (daprd's gRPC receive limit); not delivered",
-                        message.size
-                    );
+                    let reason = oversized(message.size, max_bytes);
                     out.dead_letters.push(((*message).clone(), state.epoch, reason));
                     state.in_flight.insert(message.offset, InFlight { message, attempt: 1, next: Next::DeadLettering });
                     self.in_flight += 1;
@@ -437,7 +442,8 @@ impl StreamState {
                 self.release(partition, offset);
             }
             Err(()) => {
-                // Try the whole cycle again later: redeliver, and dead-letter on the next nack.
+                // Try the whole cycle again later: redeliver, and dead-letter on the next nack
+                // (a record too large for daprd is dead-lettered again, never delivered).
                 let retry_at = now + self.settings.max_retry_backoff;
                 if let Some(entry) = self.partitions.get_mut(&partition).and_then(|p| p.in_flight.get_mut(&offset)) {
                     entry.next = Next::RedeliverAt(retry_at);
@@ -556,6 +562,11 @@ fn backoff(settings: &SubscriberSettings, retry: u32) -> Duration {
     settings.retry_backoff.saturating_mul(factor).min(settings.max_retry_backoff)
 }
 
+/// Why a record goes to the dead-letter topic instead of daprd.
+fn oversized(size: usize, max_bytes: usize) -> String {
+    format!("record of {size} bytes exceeds maxDeliveryBytes {max_bytes} (daprd's gRPC receive limit); not delivered")
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap as Map;
@@ -654,6 +665,34 @@ mod tests {
         let epoch = s.epoch(0).unwrap();
         s.dead_lettered(0, 7, epoch, Ok(()), t2);
         assert_eq!(s.uncommitted(None), vec![(0, 8)], "dead-lettered counts as handled");
+    }
+
+    #[test]
+    fn an_oversized_record_whose_dead_letter_failed_is_dead_lettered_again_never_delivered() {
+        let mut s = StreamState::new(settings(&[
+            ("maxDeliveryBytes", "1024"),
+            ("deadLetterTopic", "dlq"),
+            ("maxRetryBackoff", "1s"),
+        ]));
+        s.assign(0);
+        s.fetched(Box::new(Fetched::new(record(0, 4, &[7; 2048]), false)));
+        let t0 = Instant::now();
+        let first = s.deliverable(t0, false);
+        assert!(first.messages.is_empty());
+        assert_eq!(first.dead_letters.len(), 1);
+        let epoch = s.epoch(0).unwrap();
+        // The dead-letter producer refused it (e.g. its message.max.bytes is lower).
+        s.dead_lettered(0, 4, epoch, Err(()), t0);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(s.next_redelivery(), Some(t1));
+        let again = s.deliverable(t1, false);
+        assert!(again.messages.is_empty(), "daprd never gets a record above maxDeliveryBytes");
+        let (message, e, reason) = &again.dead_letters[0];
+        assert_eq!((message.offset, *e), (4, epoch));
+        assert!(reason.contains("maxDeliveryBytes 1024"), "{reason}");
+        assert_eq!(s.uncommitted(None), vec![], "it holds the commit position meanwhile");
+        s.dead_lettered(0, 4, epoch, Ok(()), t1);
+        assert_eq!(s.uncommitted(None), vec![(0, 5)]);
     }
 
     #[test]
