@@ -228,11 +228,16 @@ impl Subscriptions {
 
         let cancel = self.cancel.child_token();
         let thread_cancel = cancel.clone();
+        // Cancelled when the thread has ended, however it ends (its closure drops the guard):
+        // until then the reader applies daprd's acks, which the closing stream waits for.
+        let thread_ended = CancellationToken::new();
+        let thread_ending = thread_ended.clone().drop_guard();
         let (ready_tx, ready) = oneshot::channel();
         let create = create.map(|spec| (publisher.clone(), spec));
         let thread = std::thread::Builder::new()
             .name(format!("pull-{}", topic.name))
             .spawn(move || {
+                let _ending = thread_ending;
                 make.shared.wakeup.bind_current();
                 let stocked = take_stock(&consumer, &make.shared, &thread_cancel, create);
                 let _ = ready_tx.send(());
@@ -252,13 +257,19 @@ impl Subscriptions {
         // Acks and nacks are applied here, never queued for the thread: however busy the
         // thread is, daprd's acks are read (unread ones would fill the HTTP/2 connection).
         self.readers.spawn(async move {
+            let mut ending = false;
             loop {
                 let request = tokio::select! {
                     request = inbound.message() => request,
-                    () = cancel.cancelled() => {
-                        acks.wakeup.wake(); // the thread ends sooner
-                        break;
+                    () = cancel.cancelled(), if !ending => {
+                        // The stream is ending (the bridge shuts down): the thread ends sooner
+                        // for the wake-up, and waits up to revokeAckTimeout for the acks of
+                        // what daprd holds, then commits. Keep applying them until it is done.
+                        ending = true;
+                        acks.wakeup.wake();
+                        continue;
                     }
+                    () = thread_ended.cancelled() => break,
                 };
                 match request {
                     Ok(Some(request)) if request.ack_message_id.is_empty() => {}
@@ -416,7 +427,20 @@ fn run_stream(consumer: Arc<BaseConsumer<StreamContext>>, make: &ConsumerFactory
                 continue;
             }
         };
-        match worker::run(&current, shared, cancel) {
+        // A panic in the loop (a bug; librdkafka data rdkafka cannot convert was one) must not
+        // leave daprd a stream that never delivers again: daprd does not reopen streams. It
+        // is handled as a dead consumer: what daprd did not ack is delivered again.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker::run(&current, shared, cancel)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(stream = %shared.stream, panic = what, "the stream's consumer loop panicked: building a new consumer");
+                Outcome::Rebuild
+            });
+        match outcome {
             Outcome::Finished => {
                 worker::close(current, shared);
                 break;

@@ -182,6 +182,30 @@ async fn crash_midway_loses_nothing(broker: Broker) {
     assert!(bridge.stop().await);
 }
 
+/// On shutdown a stream stops delivering, waits up to `revokeAckTimeout` for the acks of what
+/// daprd holds, and commits them: acks that daprd sends in that window count.
+async fn acks_sent_while_the_bridge_shuts_down_are_committed(broker: Broker) {
+    let topic = unique("stopping");
+    let group = unique("g");
+    broker.create_topic(&topic, 1).await;
+    let bridge = BridgeUnderTest::in_process(None);
+    let mut daprd = Daprd::connect(bridge.socket(), None).await;
+    daprd.init(&init(&broker, &group, &[])).await.unwrap();
+    publish_n(&mut daprd, &topic, "m", 10).await;
+    let mut sub = daprd.subscribe(&topic, &[]).await.unwrap();
+    let got = receive(&mut sub, 10).await;
+    assert_eq!(got.len(), 10);
+
+    let stopping = tokio::spawn(bridge.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!stopping.is_finished(), "the stream waits for the acks of what daprd holds");
+    for m in &got {
+        sub.ack(&m.id).await;
+    }
+    assert!(stopping.await.unwrap(), "a clean stop");
+    assert_eq!(committed(&broker, &group, &topic, 1), vec![10], "the acks sent during shutdown were committed");
+}
+
 async fn two_bridges_split_the_group_and_take_over(broker: Broker) {
     split_and_take_over(broker, "range").await;
 }
@@ -411,6 +435,7 @@ broker_tests!(
     round_trip_with_metadata,
     out_of_order_acks_resume_at_the_withheld_message,
     crash_midway_loses_nothing,
+    acks_sent_while_the_bridge_shuts_down_are_committed,
     two_bridges_split_the_group_and_take_over,
     two_bridges_with_cooperative_sticky_assignor,
     nack_retries_then_dead_letters_with_payload_and_headers,

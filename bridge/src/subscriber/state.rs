@@ -483,12 +483,15 @@ impl StreamState {
         }
     }
 
-    /// Messages delivered and not acked, in `partitions` (all if `None`).
+    /// Messages whose outcome can still come, in `partitions` (all if `None`): those daprd
+    /// holds (an ack or nack) and those being dead-lettered (Kafka's answer). A message
+    /// waiting for its redelivery is not counted: nothing answers for it until it is sent
+    /// again, which a draining stream does not do.
     pub(crate) fn unacked(&self, partitions: Option<&[i32]>) -> usize {
         self.partitions
             .iter()
             .filter(|(p, _)| partitions.is_none_or(|only| only.contains(p)))
-            .map(|(_, s)| s.in_flight.len())
+            .map(|(_, s)| s.in_flight.values().filter(|e| !matches!(e.next, Next::RedeliverAt(_))).count())
             .sum()
     }
 
@@ -649,10 +652,12 @@ mod tests {
         let mut id = ids(&s.deliverable(t0, false).messages)[0];
         assert_eq!(s.nack(&id, t0), AfterNack::Redeliver { at: t0 + Duration::from_millis(100), retry: 1 });
         assert!(s.deliverable(t0 + Duration::from_millis(99), false).messages.is_empty(), "not before the backoff");
+        assert_eq!(s.unacked(None), 0, "a drain does not wait for a message waiting for its redelivery");
         assert_eq!(s.next_redelivery(), Some(t0 + Duration::from_millis(100)));
         let t1 = t0 + Duration::from_millis(100);
         id = ids(&s.deliverable(t1, false).messages)[0];
         assert_eq!(id.attempt, 2);
+        assert_eq!(s.unacked(Some(&[0])), 1, "daprd holds it again");
         assert_eq!(s.nack(&id, t1), AfterNack::Redeliver { at: t1 + Duration::from_millis(200), retry: 2 });
         let t2 = t1 + Duration::from_millis(200);
         id = ids(&s.deliverable(t2, false).messages)[0];
