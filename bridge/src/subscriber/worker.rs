@@ -402,7 +402,12 @@ impl Shared {
     fn apply_dead_lettered(&self, done: DeadLettered, now: Instant) {
         let DeadLettered { partition, offset, epoch, outcome } = done;
         if let Err(error) = &outcome {
-            tracing::error!(stream = %self.stream, partition, offset, %error, "dead-letter publish failed; will redeliver");
+            tracing::error!(
+                stream = %self.stream, partition, offset, %error,
+                "dead-letter publish failed; after maxRetryBackoff the message is delivered again (a record above \
+                 maxDeliveryBytes is dead-lettered again instead); a record larger than the producer allows needs \
+                 maxMessageBytes raised"
+            );
         }
         self.labels.dead_lettered(outcome.is_ok());
         lock(&self.state).dead_lettered(partition, offset, epoch, outcome.map_err(|_| ()), now);
@@ -813,4 +818,7 @@ pub(crate) fn abandon(consumer: Arc<BaseConsumer<StreamContext>>, shared: &Share
     shared.closing.store(true, Ordering::Release);
     drop(consumer);
     shared.closing.store(false, Ordering::Release);
+    // A revoke run by that drop held delivery for a closing stream: the stream goes on, and
+    // acks deliver the next message again.
+    shared.hold_delivery.store(false, Ordering::Release);
 }
