@@ -18,7 +18,7 @@
 #                            taken; what kafka-loadgen does for every message (a stamp in the
 #                            payload, rdkafka's copying produce, a latency per delivery)
 #
-# Knobs (environment): ROUNDS (3), MESSAGES (1000000), SIZE (1024), LINGER (5),
+# Knobs (environment): ROUNDS (5), MESSAGES (1000000), SIZE (1024), LINGER (5),
 # BATCH (1000000), ACKS (1), INFLIGHT (100000), PARTITIONS (3), CODEC (none).
 #
 # rdkafka_performance is built by benches/build-rdkafka-performance.sh from the source shipped
@@ -28,7 +28,7 @@
 # second up to the last delivery report; a round where it delivered fewer than MESSAGES fails.
 set -euo pipefail
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 MESSAGES=${MESSAGES:-1000000}
 SIZE=${SIZE:-1024}
 LINGER=${LINGER:-5}
