@@ -780,9 +780,11 @@ pub(crate) fn run(consumer: &BaseConsumer<StreamContext>, shared: &Shared, cance
             continue; // something changed: act on it before sleeping
         }
         // Sleep until an event, the next redelivery, the next commit, or the main-queue
-        // service interval. Responses waiting for room in the response channel: look again soon.
+        // service interval. Responses waiting for room in the response channel: look again
+        // soon, unless daprd paused the component (they wait for Resume, seen within the
+        // interval).
         let mut timeout = Duration::from_millis(100);
-        if !lock(&shared.outbox).is_empty() {
+        if !lock(&shared.outbox).is_empty() && !*shared.paused.borrow() {
             timeout = Duration::from_millis(1);
         }
         if let Some(at) = lock(&shared.state).next_redelivery() {
