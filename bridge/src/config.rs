@@ -151,7 +151,9 @@ impl Compression {
         match self {
             Compression::Gzip => Some((0, 9)),
             Compression::Lz4 => Some((0, 12)),
-            Compression::Zstd => Some((1, 22)),
+            // zstd has 22 levels, but librdkafka's `compression.level` stops at 12: a higher
+            // one would fail the producer under a key the user never wrote.
+            Compression::Zstd => Some((1, 12)),
             Compression::None | Compression::Snappy => None,
         }
     }
@@ -335,7 +337,19 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
 ];
 
 /// Properties the bridge manages itself: at-least-once depends on them.
-const MANAGED_PROPERTIES: &[&str] = &["enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof"];
+const MANAGED_PROPERTIES: &[(&str, &str)] = &[
+    ("enable.auto.commit", OFFSETS_MANAGED),
+    ("enable.auto.offset.store", OFFSETS_MANAGED),
+    ("enable.partition.eof", OFFSETS_MANAGED),
+    // Without a report for a delivered record, its Publish would wait until daprd's deadline
+    // and be answered as failed although Kafka has it.
+    (
+        "delivery.report.only.error",
+        "is managed by the bridge (a Publish is answered when the delivery report of each of its records arrives)",
+    ),
+];
+
+const OFFSETS_MANAGED: &str = "is managed by the bridge (offsets are committed only after daprd acks)";
 
 impl ComponentConfig {
     /// Parses and validates Init metadata.
@@ -505,10 +519,8 @@ impl ComponentConfig {
                 .and_then(|_| key.get(PASSTHROUGH_PREFIX.len()..))
                 .filter(|property| !property.is_empty());
             if let Some(property) = property {
-                if MANAGED_PROPERTIES.contains(&property) {
-                    return Err(
-                        meta.invalid(key, "is managed by the bridge (offsets are committed only after daprd acks)")
-                    );
+                if let Some((_, why)) = MANAGED_PROPERTIES.iter().find(|(p, _)| *p == property) {
+                    return Err(meta.invalid(key, *why));
                 }
                 if let Some((_, typed)) =
                     OWNED_PROPERTIES.iter().chain(auth::OWNED_PROPERTIES).find(|(p, _)| *p == property)

@@ -46,7 +46,7 @@ keys! {
     "consumerGroupRebalanceStrategy", "range", "`range`, `roundrobin` or `cooperative-sticky` (incremental rebalances).";
     "maxMessageBytes", "1000000", "Largest record the producer sends (`message.max.bytes`).";
     "compression", "none", "`none`, `gzip`, `snappy`, `lz4`, `zstd`.";
-    "compressionLevel", "(codec default)", "gzip 0-9, lz4 0-12, zstd 1-22.";
+    "compressionLevel", "(codec default)", "gzip 0-9, lz4 0-12, zstd 1-12 (librdkafka's limit).";
     "producerRequiredAcks", "all", "`all` (every in-sync replica), `local` (leader only), `none`.";
     "enableIdempotence", "true when acks are `all`", "Idempotent producer: no duplicates or reordering on retries. Needs `producerRequiredAcks: all`.";
     "linger", "5ms", "How long the producer waits to fill a batch (`linger.ms`).";

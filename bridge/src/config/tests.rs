@@ -117,7 +117,8 @@ fn bad_values_name_the_key_and_what_is_accepted() {
         (&[("compression", "brotli")], "`compression`", "gzip, snappy, lz4, zstd"),
         (&[("compression", "snappy"), ("compressionLevel", "3")], "`compressionLevel`", "no levels"),
         (&[("compression", "gzip"), ("compressionLevel", "10")], "`compressionLevel`", "0 to 9"),
-        (&[("compression", "zstd"), ("compressionLevel", "0")], "`compressionLevel`", "1 to 22"),
+        (&[("compression", "zstd"), ("compressionLevel", "0")], "`compressionLevel`", "1 to 12"),
+        (&[("compression", "zstd"), ("compressionLevel", "13")], "`compressionLevel`", "1 to 12"),
         (&[("linger", "soon")], "`linger`", "not a duration"),
         (&[("linger", "20m")], "`linger`", "out of range"),
         (&[("batchBytes", "0")], "`batchBytes`", "out of range"),
@@ -290,6 +291,9 @@ fn passthrough_is_applied_last_and_clashes_are_errors() {
     assert!(e.contains("`kafka.sasl.password`") && e.contains("`saslPassword`"), "{e}");
     let e = error_of(&[("kafka.enable.auto.commit", "true")]);
     assert!(e.contains("managed by the bridge"), "{e}");
+    // Delivered records would get no report, and their Publish would never be answered.
+    let e = error_of(&[("kafka.delivery.report.only.error", "true")]);
+    assert!(e.contains("`kafka.delivery.report.only.error`") && e.contains("delivery report"), "{e}");
 }
 
 #[test]

@@ -36,7 +36,8 @@ pub fn record_parts(
     exclude: Option<&Regex>,
 ) -> Result<RecordParts> {
     let lookup = |name: &str| layers.iter().find_map(|m| m.get(name)).map(String::as_str);
-    let key = lookup(PARTITION_KEY).or_else(|| lookup(KEY)).map(str::to_owned);
+    // The entry's key, by either name, wins over the request's.
+    let key = layers.iter().find_map(|m| m.get(PARTITION_KEY).or_else(|| m.get(KEY))).cloned();
     let partition = lookup(PARTITION_NUMBER)
         .map(|p| {
             p.trim().parse::<i32>().ok().filter(|p| *p >= 0).ok_or_else(|| {
@@ -97,6 +98,17 @@ mod tests {
             header_map(&parts),
             map(&[("traceparent", "00-abc"), ("tenant", "t1"), ("content-type", "application/json")])
         );
+    }
+
+    #[test]
+    fn an_entrys_key_wins_over_the_requests_by_either_name() {
+        let entry = map(&[("__key", "entry")]);
+        let request = map(&[("partitionKey", "request")]);
+        let parts = record_parts([&entry, &request], "", None).unwrap();
+        assert_eq!(parts.key.as_deref(), Some("entry"));
+        let both = map(&[("__key", "dunder"), ("partitionKey", "named")]);
+        let parts = record_parts([&both, &HashMap::new()], "", None).unwrap();
+        assert_eq!(parts.key.as_deref(), Some("named"), "within one layer partitionKey wins");
     }
 
     #[test]

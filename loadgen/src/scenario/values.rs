@@ -19,7 +19,7 @@ pub enum Codec {
     Snappy,
     /// lz4 (levels 0–12).
     Lz4,
-    /// zstd (levels 1–22).
+    /// zstd (levels 1–12: zstd has 22, but librdkafka's `compression.level` stops at 12).
     Zstd,
 }
 
@@ -41,7 +41,7 @@ impl Codec {
             Codec::None | Codec::Snappy => None,
             Codec::Gzip => Some((0, 9)),
             Codec::Lz4 => Some((0, 12)),
-            Codec::Zstd => Some((1, 22)),
+            Codec::Zstd => Some((1, 12)),
         }
     }
 }
@@ -497,7 +497,8 @@ mod tests {
     fn compression_spellings() {
         assert_eq!("zstd:3".parse::<Compression>().unwrap(), Compression { codec: Codec::Zstd, level: Some(3) });
         assert_eq!("LZ4".parse::<Compression>().unwrap().to_string(), "lz4");
-        assert!("zstd:0".parse::<Compression>().unwrap_err().to_string().contains("1..=22"));
+        assert!("zstd:0".parse::<Compression>().unwrap_err().to_string().contains("1..=12"));
+        assert!("zstd:13".parse::<Compression>().is_err(), "librdkafka's compression.level stops at 12");
         assert!("snappy:2".parse::<Compression>().unwrap_err().to_string().contains("takes no level"));
         assert!("brotli".parse::<Compression>().unwrap_err().to_string().contains("none, gzip, snappy, lz4 or zstd"));
     }
