@@ -78,6 +78,9 @@ pub struct Publisher {
     instance: String,
     client_config: ClientConfig,
     producer: RwLock<Arc<KafkaProducer>>,
+    /// When the producer was last replaced after a fatal error, and how long until the next
+    /// replacement may happen.
+    rebuilds: std::sync::Mutex<RebuildPacing>,
     exclude_headers: Option<Regex>,
     message_timeout: Duration,
     /// How long a record waits for a missing topic (`unknownTopicTimeout`).
@@ -120,6 +123,7 @@ impl Publisher {
             instance: display.to_owned(),
             client_config,
             producer: RwLock::new(producer),
+            rebuilds: std::sync::Mutex::new(RebuildPacing::default()),
             exclude_headers: config.exclude_header_regex.clone(),
             message_timeout: config.producer.message_timeout,
             unknown_topic_timeout: config.producer.unknown_topic_timeout,
@@ -280,9 +284,17 @@ impl Publisher {
     }
 
     /// Replaces `failed` with a fresh producer if librdkafka declared it dead (a fatal
-    /// error), unless another call already did.
+    /// error), unless another call already did, or the last replacement was too recent (see
+    /// [`RebuildPacing`]): meanwhile publishes fail at once with the fatal error.
     fn rebuild_if_fatal(&self, failed: Arc<KafkaProducer>) {
         let Some((code, reason)) = failed.client().fatal_error() else { return };
+        if !Arc::ptr_eq(&self.current(), &failed) {
+            return;
+        }
+        if !self.rebuilds.lock().unwrap_or_else(|e| e.into_inner()).allow(std::time::Instant::now()) {
+            tracing::debug!(instance = %self.instance, ?code, "producer is dead; the next replacement is paced");
+            return;
+        }
         let mut current = self.producer.write().unwrap_or_else(|e| e.into_inner());
         if !Arc::ptr_eq(&current, &failed) {
             return;
@@ -374,6 +386,41 @@ impl Publisher {
     }
 }
 
+/// How often a dead producer is replaced. A fatal error that every new producer hits again
+/// (no IdempotentWrite permission, a broker without idempotence support) would otherwise
+/// build a new client, with its threads and connections, for every publish. The first
+/// replacement is immediate; one that follows within four waits of the previous doubles the
+/// wait (1 s up to 60 s); a producer that lived longer resets it.
+#[derive(Debug)]
+struct RebuildPacing {
+    last: Option<std::time::Instant>,
+    wait: Duration,
+}
+
+impl RebuildPacing {
+    const FIRST_WAIT: Duration = Duration::from_secs(1);
+    const MAX_WAIT: Duration = Duration::from_secs(60);
+
+    /// Whether a replacement may happen `now`; if so, it counts as done.
+    fn allow(&mut self, now: std::time::Instant) -> bool {
+        if let Some(last) = self.last {
+            let since = now.saturating_duration_since(last);
+            if since < self.wait {
+                return false;
+            }
+            self.wait = if since < self.wait * 4 { (self.wait * 2).min(Self::MAX_WAIT) } else { Self::FIRST_WAIT };
+        }
+        self.last = Some(now);
+        true
+    }
+}
+
+impl Default for RebuildPacing {
+    fn default() -> Self {
+        Self { last: None, wait: Self::FIRST_WAIT }
+    }
+}
+
 /// Drops a replaced producer off the async runtime once no call uses it any more (dropping
 /// purges what it still holds, which fails those records, and waits for those reports).
 fn retire(old: Arc<KafkaProducer>) {
@@ -384,4 +431,30 @@ fn retire(old: Arc<KafkaProducer>) {
         }
         drop(old);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacements_are_paced_and_the_pace_resets_after_a_long_life() {
+        let t0 = std::time::Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut pacing = RebuildPacing::default();
+        assert!(pacing.allow(at(0)), "the first replacement is immediate");
+        assert!(!pacing.allow(at(10)) && !pacing.allow(at(999)), "then one per second at most");
+        assert!(pacing.allow(at(1_000)));
+        assert!(!pacing.allow(at(2_999)), "dead again soon: the wait doubled to 2 s");
+        assert!(pacing.allow(at(3_000)));
+        assert!(!pacing.allow(at(6_999)) && pacing.allow(at(7_000)), "4 s");
+        for _ in 0..10 {
+            let next = pacing.last.unwrap() + pacing.wait;
+            assert!(pacing.allow(next));
+        }
+        assert_eq!(pacing.wait, RebuildPacing::MAX_WAIT, "capped");
+        let much_later = pacing.last.unwrap() + RebuildPacing::MAX_WAIT * 4;
+        assert!(pacing.allow(much_later));
+        assert_eq!(pacing.wait, RebuildPacing::FIRST_WAIT, "a producer that lived long resets the pace");
+    }
 }

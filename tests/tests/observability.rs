@@ -89,3 +89,39 @@ async fn metrics_count_publishes_acks_and_poison_messages_and_health_serves() {
     assert!(metrics.contains("kafka_bridge_publish_duration_seconds_bucket"), "{metrics}");
     assert!(bridge.stop().await);
 }
+
+/// A fatal producer error that every new producer hits again (here the broker answers the
+/// first Produce of five producers in a row with OUT_OF_ORDER_SEQUENCE_NUMBER) does not build
+/// a new client per publish: replacements are paced (the first at once, then at most one per
+/// second, doubling), every publish is answered meanwhile, and the counter shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_error_that_every_new_producer_hits_paces_the_replacements() {
+    use dapr_kafka_bridge::embedded::{RDKafkaApiKey, RDKafkaRespErr};
+    let broker = Broker::start(BrokerKind::Mock).await;
+    let topic = unique("fatal-again");
+    broker.create_topic(&topic, 1).await;
+    let port = free_port();
+    let bridge = BridgeUnderTest::child(&["--metrics-addr", &format!("127.0.0.1:{port}")]);
+    let mut daprd = Daprd::connect(bridge.socket(), None).await;
+    daprd.init(&[("brokers", broker.bootstrap()), ("linger", "1ms")]).await.unwrap();
+    daprd.publish(&topic, b"before", &[]).await.unwrap();
+    let fatal = [RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER; 5];
+    broker.mock().unwrap().push_request_errors(RDKafkaApiKey::Produce, &fatal).unwrap();
+    let started = std::time::Instant::now();
+    let mut failed = 0;
+    for i in 0..6 {
+        if daprd.publish(&topic, format!("during-{i}").as_bytes(), &[]).await.is_err() {
+            failed += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let rebuilds = value(&scrape(port).await, "kafka_bridge_producer_rebuilds_total", &[]);
+    assert!(failed >= 1, "the fatal error failed the publish in flight");
+    assert!(rebuilds >= 1.0, "the dead producer was replaced");
+    // Unpaced, each of the six publishes would have built a producer and hit the next error.
+    assert!(
+        rebuilds <= 1.0 + elapsed.as_secs_f64().floor(),
+        "{rebuilds} replacements in {elapsed:?}: at most one at once and then one per second"
+    );
+    assert!(bridge.stop().await);
+}
