@@ -2,8 +2,9 @@
 //!
 //! Delivery reports and errors run on the async runtime, from the task that serves the
 //! producer's events (see `events`), or inside a flush. The delivery callback completes
-//! the record's [`Batch`](super::batch::Batch) entry and signals that the queue has room,
-//! which is what a Publish blocked on a full queue waits for.
+//! the record's [`Batch`](super::batch::Batch) entry; the events task then signals that the
+//! queue has room ([`DeliveryContext::room_made`]), which is what a Publish blocked on a full
+//! queue waits for.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,13 +48,20 @@ impl ProducerContext for DeliveryContext {
             Err((error, message)) => Err(Error::kafka(format!("topic `{}`", message.topic()), error.clone())),
         };
         pending.batch.complete(pending.index, outcome);
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            self.room.notify_waiters();
-        }
     }
 }
 
 impl DeliveryContext {
+    /// Signals publishes waiting for room. Called once librdkafka has destroyed the served
+    /// events: it counts a record out of its queue only then, after every delivery callback
+    /// of the event has run, so a signal from the callback could wake a publish whose retry
+    /// still finds the queue full.
+    pub(crate) fn room_made(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.room.notify_waiters();
+        }
+    }
+
     /// Counts a publish as waiting for `room` until the guard drops. Take it before the
     /// `Notified` is enabled and the send is tried again.
     pub(crate) fn waiting(&self) -> WaitingForRoom<'_> {

@@ -135,6 +135,10 @@ async fn serve(producer: Weak<EventProducer>, ready: Arc<Notify>, stop: Cancella
                 strong.poll(Duration::ZERO);
                 served += 1;
             }
+            if served > 0 {
+                // The served events are destroyed by now: their records left the queue.
+                strong.context().room_made();
+            }
             let more = served == EVENTS_PER_TURN;
             if Arc::strong_count(&strong) == 1 {
                 // The publisher let go meanwhile: dropping flushes, which may block.
