@@ -386,6 +386,24 @@ impl Publisher {
     }
 }
 
+/// The last reference to a publisher can go on an async worker: at the end of a retire or
+/// shutdown task, or in the last Publish handler to finish. Dropping librdkafka clients
+/// blocks (a producer purges and waits up to 500 ms for those reports; `rd_kafka_destroy`
+/// joins the client's threads, one of which may be inside a DNS, TLS or token call), so the
+/// producer and the admin client go to a plain thread when a runtime is around.
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return; // outside any runtime: drop in place
+        }
+        if let Some(admin) = self.admin.take() {
+            std::thread::spawn(move || drop(admin));
+        }
+        // Holds the producer until the field that drops after this is gone, then drops it.
+        retire(self.current());
+    }
+}
+
 /// How often a dead producer is replaced. A fatal error that every new producer hits again
 /// (no IdempotentWrite permission, a broker without idempotence support) would otherwise
 /// build a new client, with its threads and connections, for every publish. The first
