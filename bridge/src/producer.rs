@@ -185,8 +185,15 @@ impl Publisher {
         let known = self.create_if_missing(topic, None).await;
         let deadline = started + self.message_timeout;
         let producer = self.current();
+        // Once an entry found no room before the deadline, the later ones fail too, untried:
+        // one of them taken now could overtake a failed earlier entry of the same key when
+        // daprd's caller retries the failed ones.
+        let mut out_of_room = false;
         for (index, record) in records.enumerate() {
             let outcome = match record {
+                Ok(_) if out_of_room => {
+                    Err(Error::QueueFull(format!("topic `{topic}` (an earlier entry found no room)")))
+                }
                 Ok((payload, parts)) => {
                     let raw = RawRecord {
                         payload,
@@ -199,6 +206,7 @@ impl Publisher {
                 Err(error) => Err(error),
             };
             if let Err(error) = outcome {
+                out_of_room |= matches!(error, Error::QueueFull(_));
                 batch.complete(index, Err(error));
             }
         }
