@@ -72,6 +72,9 @@ pub struct Instances {
     streams: CancellationToken,
     /// Set when shutdown begins: publishing goes on, new streams are refused.
     draining: std::sync::atomic::AtomicBool,
+    /// Set (under `by_name`'s lock) when shutdown has taken every instance to close: an Init
+    /// finishing later would add one that nobody flushes.
+    closed: std::sync::atomic::AtomicBool,
     limits: Limits,
 }
 
@@ -90,6 +93,7 @@ impl Instances {
             flush_timeout,
             streams: CancellationToken::new(),
             draining: Default::default(),
+            closed: Default::default(),
             limits,
         }
     }
@@ -104,13 +108,8 @@ impl Instances {
     }
 
     async fn try_init(&self, name: &str, properties: &HashMap<String, String>) -> Result<()> {
-        let known = self.by_name.read().unwrap_or_else(|e| e.into_inner()).contains_key(name);
-        if !known && self.by_name.read().unwrap_or_else(|e| e.into_inner()).len() >= self.limits.max_instances {
-            return Err(Error::Limit(format!(
-                "{} component instances are initialised (--max-instances)",
-                self.limits.max_instances
-            )));
-        }
+        // Checked before connecting, and again when the instance is added (Inits overlap).
+        self.refusal(&self.by_name.read().unwrap_or_else(|e| e.into_inner()), name).map_or(Ok(()), Err)?;
         let config = ComponentConfig::parse(properties)?;
         if let Some(max) = config.producer.max_message_bytes.filter(|m| *m as usize > self.limits.max_request_bytes) {
             return Err(Error::InvalidMetadata {
@@ -158,7 +157,20 @@ impl Instances {
             },
         );
         let instance = Arc::new(Instance { name: name.to_owned(), config, bootstrap, publisher, subscriptions });
-        let previous = self.by_name.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned(), instance);
+        let added = {
+            let mut by_name = self.by_name.write().unwrap_or_else(|e| e.into_inner());
+            match self.refusal(&by_name, name) {
+                Some(refused) => Err((refused, instance)),
+                None => Ok(by_name.insert(name.to_owned(), instance)),
+            }
+        };
+        let previous = match added {
+            Ok(previous) => previous,
+            Err((refused, instance)) => {
+                instance.close(self.flush_timeout).await;
+                return Err(refused);
+            }
+        };
         if let Some(previous) = previous {
             tracing::info!(instance = display_name(name), "re-initialised; flushing the previous producer");
             self.retire(previous);
@@ -174,6 +186,17 @@ impl Instances {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::NotInitialised(display_name(name).to_owned()))
+    }
+
+    /// Why instance `name` cannot be added to `by_name` now, if it cannot: shutdown took the
+    /// instances, or `--max-instances` are there and `name` is not one of them.
+    fn refusal(&self, by_name: &HashMap<String, Arc<Instance>>, name: &str) -> Option<Error> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Some(Error::ShuttingDown);
+        }
+        (!by_name.contains_key(name) && by_name.len() >= self.limits.max_instances).then(|| {
+            Error::Limit(format!("{} component instances are initialised (--max-instances)", self.limits.max_instances))
+        })
     }
 
     fn retire(&self, instance: Arc<Instance>) {
@@ -223,7 +246,11 @@ impl Instances {
     /// after the server stopped taking calls, so no new record can arrive.
     pub async fn shutdown(&self, timeout: Duration) {
         self.end_streams();
-        let all: Vec<_> = self.by_name.write().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, i)| i).collect();
+        let all: Vec<_> = {
+            let mut by_name = self.by_name.write().unwrap_or_else(|e| e.into_inner());
+            self.closed.store(true, std::sync::atomic::Ordering::Release);
+            by_name.drain().map(|(_, i)| i).collect()
+        };
         let mut closing = tokio::task::JoinSet::new();
         for instance in all {
             closing.spawn(async move { instance.close(timeout).await });
@@ -231,5 +258,35 @@ impl Instances {
         while closing.join_next().await.is_some() {}
         self.retiring.close();
         self.retiring.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::mocking::MockCluster;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overlapping_inits_respect_the_limit_and_none_lands_after_shutdown() {
+        let cluster = MockCluster::new(1).unwrap();
+        let limits = Limits { max_instances: 2, ..Limits::default() };
+        let instances = Arc::new(Instances::new(Some(cluster.bootstrap_servers()), Duration::from_secs(5), limits));
+        let properties = HashMap::new(); // no brokers: the embedded (here: mock) cluster
+        // Four Inits overlap: each passes the check before connecting, none is added yet.
+        let inits = (0..4).map(|i| {
+            let (instances, properties) = (instances.clone(), properties.clone());
+            tokio::spawn(async move { instances.init(&format!("app-{i}"), &properties).await })
+        });
+        let results = futures::future::join_all(inits).await;
+        let refused = results.iter().filter(|r| matches!(r.as_ref().unwrap(), Err(Error::Limit(_)))).count();
+        assert_eq!(refused, 2, "{results:?}");
+        assert_eq!(instances.all().len(), 2, "--max-instances holds");
+        let known = instances.all()[0].name.clone();
+        instances.init(&known, &properties).await.expect("re-initialising a known instance is not limited");
+
+        instances.shutdown(Duration::from_secs(5)).await;
+        assert!(matches!(instances.init("late", &properties).await, Err(Error::ShuttingDown)));
+        assert!(instances.all().is_empty(), "an Init after shutdown adds nothing that nobody would flush");
     }
 }
