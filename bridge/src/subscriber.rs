@@ -44,7 +44,7 @@ use self::dead_letter::DeadLetter;
 use self::state::StreamState;
 use self::wakeup::Wakeup;
 use self::worker::{Outcome, Shared, StreamContext};
-use crate::config::{ComponentConfig, TopicSpec};
+use crate::config::{ComponentConfig, InitialOffset, TopicSpec};
 use crate::error::{Error, Result};
 use crate::producer::Publisher;
 use crate::telemetry::metrics::StreamLabels;
@@ -218,6 +218,7 @@ impl Subscriptions {
             queues: Mutex::default(),
             consumer: Mutex::default(),
             partitions_at_start: OnceLock::new(),
+            newest_at_start: (settings.initial_offset == InitialOffset::Newest).then(OnceLock::new),
             topic_missing: AtomicBool::new(false),
         });
         let mut client_config = config.consumer_config(bootstrap, group);
@@ -344,6 +345,18 @@ fn take_stock(
     loop {
         match crate::topic::admin::partitions_now(consumer.client(), &shared.topic, STOCK_TIMEOUT) {
             Ok(Some(partitions)) => {
+                if let Some(newest) = &shared.newest_at_start {
+                    // Each partition's end now: with no committed offset, a partition starts
+                    // there (see `Shared::newest_starts`), so what is published from here on
+                    // is delivered. One that does not answer is looked at when assigned.
+                    let ends = partitions
+                        .iter()
+                        .filter_map(|&p| {
+                            consumer.fetch_watermarks(&shared.topic, p, STOCK_TIMEOUT).ok().map(|(_, high)| (p, high))
+                        })
+                        .collect();
+                    let _ = newest.set(ends);
+                }
                 let _ = shared.partitions_at_start.set(partitions.into_iter().collect());
                 return true;
             }
@@ -466,11 +479,12 @@ fn run_stream(consumer: Arc<BaseConsumer<StreamContext>>, make: &ConsumerFactory
     tracing::info!(stream = %shared.stream, "stream closed");
 }
 
-/// Sleeps `duration` unless cancelled first; returns whether it was cancelled. Needs no
-/// async runtime (a stream may still be backing off while the bridge shuts down).
+/// Sleeps `duration` unless cancelled first, or daprd closed its side of the stream; returns
+/// whether the stream is over. Needs no async runtime (a stream may still be backing off while
+/// the bridge shuts down).
 fn sleep_unless_cancelled(shared: &Shared, cancel: &CancellationToken, duration: Duration) -> bool {
     let deadline = std::time::Instant::now() + duration;
-    while !cancel.is_cancelled() {
+    while !cancel.is_cancelled() && !shared.inbound_closed.load(std::sync::atomic::Ordering::Acquire) {
         let now = std::time::Instant::now();
         if now >= deadline {
             return false;

@@ -182,6 +182,42 @@ async fn crash_midway_loses_nothing(broker: Broker) {
     assert!(bridge.stop().await);
 }
 
+/// `initialOffset: newest` (the default) with no committed offset: what is published after
+/// the stream is established is delivered, even before the group's first assignment, and
+/// messages delivered but never acked go to the next stream of the group. librdkafka alone
+/// would resolve "latest" again at each assignment and skip both.
+async fn newest_start_is_kept_for_the_next_owner(broker: Broker) {
+    let topic = unique("newest");
+    let group = unique("g");
+    broker.create_topic(&topic, 1).await;
+    let bridge = BridgeUnderTest::in_process(None);
+    let mut daprd = Daprd::connect(bridge.socket(), None).await;
+    daprd.init(&init(&broker, &group, &[("initialOffset", "newest")])).await.unwrap();
+    publish_n(&mut daprd, &topic, "before", 2).await;
+
+    let mut first = daprd.subscribe(&topic, &[]).await.unwrap();
+    // Established, not yet assigned (the group join takes seconds): published now.
+    let sent = publish_n(&mut daprd, &topic, "m", 3).await;
+    let got = receive(&mut first, 3).await;
+    assert_eq!(got.iter().map(payload).collect::<Vec<_>>(), sent, "published after the stream opened: delivered");
+    first.close(); // nothing acked
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut second = daprd.subscribe(&topic, &[]).await.unwrap();
+    let again = receive(&mut second, 3).await;
+    assert_eq!(
+        again.iter().map(payload).collect::<Vec<_>>(),
+        sent,
+        "the un-acked messages go to the group's next stream; committed now: {:?}",
+        committed(&broker, &group, &topic, 1)
+    );
+    for m in &again {
+        second.ack(&m.id).await;
+    }
+    second.close();
+    assert!(bridge.stop().await);
+}
+
 /// On shutdown a stream stops delivering, waits up to `revokeAckTimeout` for the acks of what
 /// daprd holds, and commits them: acks that daprd sends in that window count.
 async fn acks_sent_while_the_bridge_shuts_down_are_committed(broker: Broker) {
@@ -436,6 +472,7 @@ broker_tests!(
     out_of_order_acks_resume_at_the_withheld_message,
     crash_midway_loses_nothing,
     acks_sent_while_the_bridge_shuts_down_are_committed,
+    newest_start_is_kept_for_the_next_owner,
     two_bridges_split_the_group_and_take_over,
     two_bridges_with_cooperative_sticky_assignor,
     nack_retries_then_dead_letters_with_payload_and_headers,

@@ -128,6 +128,10 @@ pub(crate) struct Shared {
     /// partition outside it appeared later: everything in it was written after the
     /// subscription began, so without a committed offset it starts at the beginning.
     pub(crate) partitions_at_start: OnceLock<HashSet<i32>>,
+    /// With `initialOffset: newest`, each partition's end (high watermark) when the stream
+    /// opened: where a partition with no committed offset starts. See
+    /// [`Shared::newest_starts`].
+    pub(crate) newest_at_start: Option<OnceLock<HashMap<i32, i64>>>,
     /// The topic is missing and that was logged: librdkafka's repeats of it are not.
     pub(crate) topic_missing: AtomicBool,
 }
@@ -227,6 +231,7 @@ impl ConsumerContext for StreamContext {
                 let partitions = shared.partitions_of(list);
                 let unsaved = std::mem::take(&mut *lock(&shared.unsaved));
                 let appeared = shared.appeared_uncommitted(consumer, &partitions, &unsaved);
+                let newest = shared.newest_starts(consumer, &partitions, &unsaved, &appeared);
                 shared.topic_missing.store(false, Ordering::Release);
                 let mut state = lock(&shared.state);
                 for &p in &partitions {
@@ -241,7 +246,14 @@ impl ConsumerContext for StreamContext {
                             let _ = list.set_partition_offset(&shared.topic, p, Offset::Beginning);
                             state.assign(p);
                         }
-                        None => state.assign(p),
+                        None => match newest.get(&p) {
+                            Some(&start) => {
+                                tracing::info!(stream = %shared.stream, partition = p, start, "no committed offset: starting at the end the partition had when the stream opened (initialOffset: newest), committed at the next commit");
+                                let _ = list.set_partition_offset(&shared.topic, p, Offset::Offset(start));
+                                state.assign_at(p, start);
+                            }
+                            None => state.assign(p),
+                        },
                     }
                 }
                 drop(state);
@@ -305,6 +317,62 @@ impl Shared {
                 appeared
             }
         }
+    }
+
+    /// With `initialOffset: newest`, where the `assigned` partitions that have no committed
+    /// offset start (those not in `unsaved` or `appeared`, which have their own start).
+    ///
+    /// librdkafka resolves "latest" when it starts fetching, and nothing is committed until
+    /// daprd acks something. So a partition whose messages were delivered but not acked
+    /// before it moved (a rebalance, a closed stream, a consumer rebuilt, a crash) would be
+    /// resolved to "latest" again by its next owner, skipping those messages and everything
+    /// published in between; and what was published between the stream's opening and its
+    /// first assignment would be skipped too. Instead the start is the partition's end when
+    /// the stream opened (or now, for one not seen then), given to librdkafka explicitly and
+    /// committed at the next commit, so the next owner starts there too. Runs in the
+    /// rebalance callback, on the stream thread (blocking lookups are allowed). A lookup
+    /// that fails leaves the partition to librdkafka's "latest", as before.
+    fn newest_starts(
+        &self,
+        consumer: &BaseConsumer<StreamContext>,
+        assigned: &[i32],
+        unsaved: &HashMap<i32, i64>,
+        appeared: &[i32],
+    ) -> HashMap<i32, i64> {
+        let Some(at_start) = &self.newest_at_start else { return HashMap::new() };
+        let candidates: Vec<i32> =
+            assigned.iter().copied().filter(|p| !unsaved.contains_key(p) && !appeared.contains(p)).collect();
+        if candidates.is_empty() {
+            return HashMap::new();
+        }
+        let mut list = TopicPartitionList::new();
+        for &p in &candidates {
+            list.add_partition(&self.topic, p);
+        }
+        let committed = match consumer.committed_offsets(list, COMMITTED_LOOKUP_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(error) => {
+                tracing::warn!(stream = %self.stream, %error, "could not read the committed offsets: partitions without one start at librdkafka's latest");
+                return HashMap::new();
+            }
+        };
+        let sampled = at_start.get();
+        candidates
+            .into_iter()
+            .filter(|&p| {
+                !matches!(committed.find_partition(&self.topic, p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= 0)
+            })
+            .filter_map(|p| {
+                let start = sampled.and_then(|s| s.get(&p).copied()).or_else(|| {
+                    consumer
+                        .fetch_watermarks(&self.topic, p, COMMITTED_LOOKUP_TIMEOUT)
+                        .map_err(|error| tracing::warn!(stream = %self.stream, partition = p, %error, "could not read the partition's end: it starts at librdkafka's latest"))
+                        .ok()
+                        .map(|(_, high)| high)
+                })?;
+                Some((p, start))
+            })
+            .collect()
     }
 
     /// Applies an ack from daprd on the task that reads daprd's side of the stream, and hands
@@ -784,10 +852,12 @@ pub(crate) fn run(consumer: &BaseConsumer<StreamContext>, shared: &Shared, cance
         // soon, unless daprd paused the component (they wait for Resume, seen within the
         // interval).
         let mut timeout = Duration::from_millis(100);
-        if !lock(&shared.outbox).is_empty() && !*shared.paused.borrow() {
+        let paused = *shared.paused.borrow();
+        if !lock(&shared.outbox).is_empty() && !paused {
             timeout = Duration::from_millis(1);
         }
-        if let Some(at) = lock(&shared.state).next_redelivery() {
+        // Paused, a due redelivery waits for Resume: waking for it would spin.
+        if let Some(at) = lock(&shared.state).next_redelivery().filter(|_| !paused) {
             timeout = timeout.min(at.saturating_duration_since(Instant::now()));
         }
         timeout = timeout.min(shared.commit_interval.saturating_sub(last_commit.elapsed()));
