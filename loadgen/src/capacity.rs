@@ -431,24 +431,25 @@ impl Search<'_> {
             rates.dedup();
             rates
         };
-        let stable = repeated
-            .iter()
-            .copied()
-            .filter(|&r| {
-                let group: Vec<&Probe> = self.probes.iter().filter(|p| p.phase == "repeat" && p.rate == r).collect();
-                group.iter().filter(|p| p.passed).count() * 2 > group.len()
-            })
-            .max();
+        let mostly_passed = |r: u64| {
+            let group: Vec<&Probe> = self.probes.iter().filter(|p| p.phase == "repeat" && p.rate == r).collect();
+            group.iter().filter(|p| p.passed).count() * 2 > group.len()
+        };
+        let stable = repeated.iter().copied().filter(|&r| mostly_passed(r)).max();
         let best = match (stable, repeated.is_empty() || status == "budget") {
             (Some(r), _) => Some(r),
-            (None, true) => self.probes.iter().filter(|p| p.passed).map(|p| p.rate).max(),
+            // Never a rate whose repeats mostly failed (the budget ran out before the rate
+            // below it was repeated): a passing probe there was luck.
+            (None, true) => {
+                self.probes.iter().filter(|p| p.passed && !repeated.contains(&p.rate)).map(|p| p.rate).max()
+            }
             (None, false) => None,
         };
         let lowest_fail =
             self.probes.iter().filter(|p| !p.passed && best.is_none_or(|b| p.rate > b)).map(|p| p.rate).min();
         let at_best: Vec<&Probe> = self.probes.iter().filter(|p| Some(p.rate) == best).collect();
         let achieved: Vec<f64> = at_best.iter().map(|p| p.achieved_msgs_per_sec).collect();
-        let size = f64::from(self.config.message_size);
+        let size = message_bytes(&self.probes, self.config);
         let (mean, half) = sizing::mean_ci95(&achieved);
         let interval = (achieved.len() >= 2 && half.is_finite()).then_some((mean - half, mean + half));
         let repeats: Vec<&&Probe> = at_best.iter().filter(|p| p.phase == "repeat").collect();
@@ -478,6 +479,17 @@ impl Search<'_> {
     }
 }
 
+/// The mean size of the messages a configuration's probes sent, in bytes: measured (bytes
+/// acknowledged per message acknowledged), which is what `--payload-file` or a recorded
+/// payload makes them, not the `size` setting; that setting only without measurements.
+fn message_bytes(probes: &[Probe], config: &StepConfig) -> f64 {
+    let (bytes, msgs) = probes
+        .iter()
+        .filter(|p| p.achieved_msgs_per_sec > 0.0 && p.achieved_mb_per_sec > 0.0)
+        .fold((0.0, 0.0), |(b, m), p| (b + p.achieved_mb_per_sec * 1e6, m + p.achieved_msgs_per_sec));
+    if msgs > 0.0 { bytes / msgs } else { f64::from(config.message_size) }
+}
+
 fn size_best(
     results: &[ConfigCapacity],
     scenario: &Scenario,
@@ -490,7 +502,7 @@ fn size_best(
         .max_by(|a, b| a.sustained_msgs_per_sec.unwrap_or(0.0).total_cmp(&b.sustained_msgs_per_sec.unwrap_or(0.0)))?;
     let rate = best.sustained_msgs_per_sec?;
     let c = &best.config;
-    let size = f64::from(c.message_size);
+    let size = message_bytes(&best.probes, c);
     let per_consumer = match request.consumer_rate {
         Some(r) => r.msgs(size),
         None => best.consumed_msgs_per_sec.unwrap_or(rate),
@@ -613,6 +625,50 @@ mod tests {
         let found = r.sustained_msgs_per_sec.unwrap();
         assert!(found < 7000.0, "{found}");
         assert_eq!(r.repeats_passed, (3, 3));
+    }
+
+    /// With `--payload-file` the `size` setting is not what was sent: MB/s come from the
+    /// bytes measured (300 B lines here, against the default 1024).
+    #[test]
+    fn megabytes_come_from_the_measured_message_size() {
+        let spec = spec();
+        let config = StepConfig::default();
+        assert_eq!(config.message_size, 1024);
+        let mut search = Search { spec: &spec, config: &config, probes: Vec::new() };
+        let status = search.run(&mut |phase, rate| {
+            let mut p = fake(rate, 7300, phase);
+            p.achieved_mb_per_sec = p.achieved_msgs_per_sec * 300.0 / 1e6;
+            Some(p)
+        });
+        let r = search.finish(status, &Scenario::default());
+        let (msgs, mb) = (r.sustained_msgs_per_sec.unwrap(), r.sustained_mb_per_sec.unwrap());
+        assert!((mb - msgs * 300.0 / 1e6).abs() < 1e-9, "{mb} MB/s for {msgs} msgs/s");
+    }
+
+    /// The budget runs out after repeats at the top rate mostly failed and before the rate
+    /// below was repeated: the answer is not that rate.
+    #[test]
+    fn a_rate_whose_repeats_mostly_failed_is_never_the_answer() {
+        let spec = spec();
+        let config = StepConfig::default();
+        let mut search = Search { spec: &spec, config: &config, probes: Vec::new() };
+        let mut repeats = 0;
+        let status = search.run(&mut |phase, rate| {
+            if phase == "repeat" {
+                repeats += 1;
+                if repeats > 3 {
+                    return None; // the budget ends before the step down is repeated
+                }
+            }
+            let mut p = fake(rate, 7300, phase);
+            p.passed &= phase != "repeat" || repeats == 1;
+            Some(p)
+        });
+        assert_eq!(status, "budget");
+        let r = search.finish(status, &Scenario::default());
+        let top_repeated = r.probes.iter().find(|p| p.phase == "repeat").unwrap().rate;
+        let answer = r.sustained_msgs_per_sec.map(|s| s as u64);
+        assert!(answer.is_some_and(|a| a < top_repeated), "{answer:?} vs repeats at {top_repeated}");
     }
 
     #[test]

@@ -67,9 +67,15 @@ pub fn answer(result: &CapacityResult) -> String {
                 .interval_msgs_per_sec
                 .map(|(a, b)| format!(", repeats {}–{} msgs/s (95 %)", count(a), count(b)))
                 .unwrap_or_default();
+            let unconfirmed = if best.status == "budget" && best.repeats_passed.0 == 0 {
+                " Not confirmed by repeats (the search budget ran out first): one passing probe; \
+                 rerun with a larger --budget before relying on it."
+            } else {
+                ""
+            };
             format!(
                 "Sustains {mb:.1} MB/s ({} msgs/s{interval}) at publish p99 ≤ {slo:.0} ms{e2e} with settings `{}`; \
-                 plan at {:.0} % of that: {:.1} MB/s ({} msgs/s); {} partitions{where_}.",
+                 plan at {:.0} % of that: {:.1} MB/s ({} msgs/s); {} partitions{where_}.{unconfirmed}",
                 count(msgs),
                 best.label,
                 PLAN_SHARE * 100.0,
