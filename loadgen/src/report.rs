@@ -144,7 +144,8 @@ pub fn pass_rule_text(rule: &crate::scenario::PassRule) -> String {
     format!(
         "A fixed-rate step is **sustained** only if achieved/offered ≥ {:.3} (achieved = acknowledged measured \
          messages ÷ wall time from the first measured send to the last measured acknowledgement; for this ratio the \
-         window is shortened by the median publish latency, the one message transit a step that keeps up pays once), \
+         window is shortened by one message transit, the lowest median publish latency of any measured second, which a \
+         step that keeps up pays once), \
          no measured message \
          failed (errors, timeouts and messages never sent all count), send-delay p99 ≤ {} ms (the generator kept its \
          schedule), and the tool's consumer kept up (lag grew by at most {:.2} s of the offered rate, and it read every \
