@@ -103,9 +103,10 @@ pub struct Probe {
     pub rate: u64,
     /// Passed the pass rule and the SLO.
     pub passed: bool,
-    /// Achieved rate, msgs/s.
+    /// Achieved rate, msgs/s, as the pass rule counts it: acknowledged messages over the
+    /// window from the first send to the last acknowledgement, less one message transit.
     pub achieved_msgs_per_sec: f64,
-    /// Achieved rate, MB/s.
+    /// Achieved rate, MB/s (the same way).
     pub achieved_mb_per_sec: f64,
     /// Publish latency.
     pub publish: Percentiles,
@@ -329,8 +330,15 @@ pub fn judge_probe(phase: &str, rate: u64, result: &StepResult, slo: &Slo) -> Pr
         reasons.push(format!("step failed: {}", result.failure.as_deref().unwrap_or("unknown")));
     }
     if let Some(m) = &result.measurement {
-        probe.achieved_msgs_per_sec = m.produced.msgs_per_sec;
-        probe.achieved_mb_per_sec = m.produced.mb_per_sec;
+        // As the pass rule counts it (one transit off the window), so that a probe's achieved
+        // rate, its verdict and the sustained rate agree.
+        let achieved = match (&m.verdict, m.offered_msgs_per_sec) {
+            (Some(v), Some(offered)) if m.produced.msgs_per_sec > 0.0 => v.achieved_ratio * offered,
+            _ => m.produced.msgs_per_sec,
+        };
+        let scale = if m.produced.msgs_per_sec > 0.0 { achieved / m.produced.msgs_per_sec } else { 1.0 };
+        probe.achieved_msgs_per_sec = achieved;
+        probe.achieved_mb_per_sec = m.produced.mb_per_sec * scale;
         probe.publish = m.publish_latency;
         probe.end_to_end = m.end_to_end_latency;
         probe.consumed_msgs_per_sec = m.consumed.map(|c| c.msgs_per_sec);

@@ -198,7 +198,11 @@ pub fn markdown(result: &CapacityResult) -> String {
             fit.points.iter().map(|(n, x)| format!("{n:.0}→{}", count(*x))).collect::<Vec<_>>().join(", ")
         );
     }
-    let _ = writeln!(md, "\n## Probes\n");
+    let _ = writeln!(
+        md,
+        "\n## Probes\n\nAchieved is counted as the pass rule counts it: acknowledged messages over the time from \
+         the first send to the last acknowledgement, less one message transit.\n"
+    );
     let _ = writeln!(
         md,
         "| configuration | phase | offered | achieved | publish p50 / p99 / p99.9 | e2e p99 | error rate | result |\n|---|---|---|---|---|---|---|---|"
