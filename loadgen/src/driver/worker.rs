@@ -196,7 +196,12 @@ pub(crate) fn run(
         publisher.purge();
         None
     } else {
-        publisher.flush(plan.flush_timeout).err().map(|e| format!("flush: {e}"))
+        // What the flush left unsent or unanswered is purged, so it counts as failed before
+        // the recorder is read (not dropped with the publisher, neither delivered nor failed).
+        publisher.flush(plan.flush_timeout).err().map(|e| {
+            publisher.purge();
+            format!("flush: {e}")
+        })
     };
     let calls = publisher.calls();
     drop(publisher);
