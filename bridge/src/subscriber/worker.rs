@@ -230,6 +230,7 @@ impl ConsumerContext for StreamContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let partitions = shared.partitions_of(list);
                 let unsaved = std::mem::take(&mut *lock(&shared.unsaved));
+                let unsaved = shared.saved_positions_still_ahead(consumer, &partitions, unsaved);
                 let appeared = shared.appeared_uncommitted(consumer, &partitions, &unsaved);
                 let newest = shared.newest_starts(consumer, &partitions, &unsaved, &appeared);
                 shared.topic_missing.store(false, Ordering::Release);
@@ -315,6 +316,38 @@ impl Shared {
             Err(error) => {
                 tracing::warn!(stream = %self.stream, %error, ?appeared, "could not read the committed offsets of partitions that appeared; reading them from the beginning");
                 appeared
+            }
+        }
+    }
+
+    /// Of the acked positions whose commit failed at a revoke (`unsaved`), those still ahead of
+    /// the group's committed offset for the `assigned` partitions: while the partition was
+    /// away, another member may have committed past them, and resuming at the saved one would
+    /// deliver that stretch again and move the group's offset back. If the lookup fails they
+    /// are all kept (duplicates at worst, as before).
+    fn saved_positions_still_ahead(
+        &self,
+        consumer: &BaseConsumer<StreamContext>,
+        assigned: &[i32],
+        unsaved: HashMap<i32, i64>,
+    ) -> HashMap<i32, i64> {
+        let mut list = TopicPartitionList::new();
+        for p in assigned.iter().filter(|p| unsaved.contains_key(p)) {
+            list.add_partition(&self.topic, *p);
+        }
+        if list.count() == 0 {
+            return unsaved;
+        }
+        match consumer.committed_offsets(list, COMMITTED_LOOKUP_TIMEOUT) {
+            Ok(committed) => unsaved
+                .into_iter()
+                .filter(|&(p, saved)| {
+                    !matches!(committed.find_partition(&self.topic, p).map(|e| e.offset()), Some(Offset::Offset(c)) if c >= saved)
+                })
+                .collect(),
+            Err(error) => {
+                tracing::warn!(stream = %self.stream, %error, "could not read the committed offsets: resuming at the saved positions");
+                unsaved
             }
         }
     }
