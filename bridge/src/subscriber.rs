@@ -23,6 +23,7 @@ pub(crate) mod state;
 mod wakeup;
 mod worker;
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -349,13 +350,7 @@ fn take_stock(
                     // Each partition's end now: with no committed offset, a partition starts
                     // there (see `Shared::newest_starts`), so what is published from here on
                     // is delivered. One that does not answer is looked at when assigned.
-                    let ends = partitions
-                        .iter()
-                        .filter_map(|&p| {
-                            consumer.fetch_watermarks(&shared.topic, p, STOCK_TIMEOUT).ok().map(|(_, high)| (p, high))
-                        })
-                        .collect();
-                    let _ = newest.set(ends);
+                    let _ = newest.set(partition_ends(consumer, &shared.topic, &partitions));
                 }
                 let _ = shared.partitions_at_start.set(partitions.into_iter().collect());
                 return true;
@@ -393,6 +388,28 @@ fn take_stock(
                 }
             }
         }
+    }
+}
+
+/// Each partition's end offset now (one ListOffsets "latest" per broker, not one per
+/// partition); partitions that did not answer are left out.
+fn partition_ends(consumer: &BaseConsumer<StreamContext>, topic: &str, partitions: &[i32]) -> HashMap<i32, i64> {
+    let mut latest = rdkafka::TopicPartitionList::new();
+    for &p in partitions {
+        // As a timestamp, END (-1) asks for the latest offset.
+        let _ = latest.add_partition_offset(topic, p, rdkafka::Offset::End);
+    }
+    match consumer.offsets_for_times(latest, STOCK_TIMEOUT) {
+        Ok(ends) => ends
+            .elements_for_topic(topic)
+            .iter()
+            .filter(|e| e.error().is_ok())
+            .filter_map(|e| match e.offset() {
+                rdkafka::Offset::Offset(end) if end >= 0 => Some((e.partition(), end)),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => HashMap::new(),
     }
 }
 
