@@ -256,13 +256,20 @@ impl Subscriptions {
         threads.push(thread);
 
         let acks = shared.clone();
+        let mut pause_changes = self.paused.subscribe();
         // Acks and nacks are applied here, never queued for the thread: however busy the
         // thread is, daprd's acks are read (unread ones would fill the HTTP/2 connection).
         self.readers.spawn(async move {
-            let mut ending = false;
+            let (mut ending, mut watching) = (false, true);
             loop {
                 let request = tokio::select! {
                     request = inbound.message() => request,
+                    // Pause or Resume: the thread acts on it now, not at its next interval.
+                    changed = pause_changes.changed(), if watching => {
+                        watching = changed.is_ok();
+                        acks.wakeup.wake();
+                        continue;
+                    }
                     () = cancel.cancelled(), if !ending => {
                         // The stream is ending (the bridge shuts down): the thread ends sooner
                         // for the wake-up, and waits up to revokeAckTimeout for the acks of
