@@ -255,21 +255,28 @@ impl Subscriptions {
             .map_err(|e| Error::io("starting the stream thread", e))?;
         threads.push(thread);
 
+        // Pause or Resume: the thread acts on it at once, not at its next interval. A task of
+        // its own, off the ack path.
+        let (waker, mut pause_changes, ended) = (shared.clone(), self.paused.subscribe(), thread_ended.clone());
+        self.readers.spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = pause_changes.changed() => match changed {
+                        Ok(()) => waker.wakeup.wake(),
+                        Err(_) => break,
+                    },
+                    () = ended.cancelled() => break,
+                }
+            }
+        });
         let acks = shared.clone();
-        let mut pause_changes = self.paused.subscribe();
         // Acks and nacks are applied here, never queued for the thread: however busy the
         // thread is, daprd's acks are read (unread ones would fill the HTTP/2 connection).
         self.readers.spawn(async move {
-            let (mut ending, mut watching) = (false, true);
+            let mut ending = false;
             loop {
                 let request = tokio::select! {
                     request = inbound.message() => request,
-                    // Pause or Resume: the thread acts on it now, not at its next interval.
-                    changed = pause_changes.changed(), if watching => {
-                        watching = changed.is_ok();
-                        acks.wakeup.wake();
-                        continue;
-                    }
                     () = cancel.cancelled(), if !ending => {
                         // The stream is ending (the bridge shuts down): the thread ends sooner
                         // for the wake-up, and waits up to revokeAckTimeout for the acks of
