@@ -187,11 +187,16 @@ pub struct CapacityResult {
 impl CapacityResult {
     /// The configuration with the highest sustained rate.
     pub fn best(&self) -> Option<&ConfigCapacity> {
-        self.configurations
-            .iter()
-            .filter(|c| c.sustained_msgs_per_sec.is_some())
-            .max_by(|a, b| a.sustained_msgs_per_sec.unwrap_or(0.0).total_cmp(&b.sustained_msgs_per_sec.unwrap_or(0.0)))
+        highest(&self.configurations, true)
     }
+}
+
+/// The configuration that sustained the most: in MB/s with `by_bytes` (configurations whose
+/// messages differ in size carry different loads at the same msgs/s), else in msgs/s.
+fn highest(configurations: &[ConfigCapacity], by_bytes: bool) -> Option<&ConfigCapacity> {
+    let load =
+        |c: &ConfigCapacity| if by_bytes { c.sustained_mb_per_sec } else { c.sustained_msgs_per_sec }.unwrap_or(0.0);
+    configurations.iter().filter(|c| c.sustained_msgs_per_sec.is_some()).max_by(|a, b| load(a).total_cmp(&load(b)))
 }
 
 /// Sizing inputs apart from what the search measures.
@@ -504,10 +509,9 @@ fn size_best(
     info: &TargetInfo,
     request: &SizingRequest,
 ) -> Option<Sizing> {
-    let best = results
-        .iter()
-        .filter(|c| c.sustained_msgs_per_sec.is_some())
-        .max_by(|a, b| a.sustained_msgs_per_sec.unwrap_or(0.0).total_cmp(&b.sustained_msgs_per_sec.unwrap_or(0.0)))?;
+    // A byte target is met by the configuration that carries the most bytes; a message
+    // target by the one that carries the most messages.
+    let best = highest(results, matches!(request.target, sizing::RateSpec::Bytes(_)))?;
     let rate = best.sustained_msgs_per_sec?;
     let c = &best.config;
     let size = message_bytes(&best.probes, c);
@@ -677,6 +681,26 @@ mod tests {
         let top_repeated = r.probes.iter().find(|p| p.phase == "repeat").unwrap().rate;
         let answer = r.sustained_msgs_per_sec.map(|s| s as u64);
         assert!(answer.is_some_and(|a| a < top_repeated), "{answer:?} vs repeats at {top_repeated}");
+    }
+
+    /// 100 B messages at 7 300 msgs/s carry 0.7 MB/s; 10 KB messages at 3 000 msgs/s carry
+    /// 30 MB/s: the best in bytes is not the best in messages.
+    #[test]
+    fn with_sizes_that_differ_the_best_is_ranked_by_bytes() {
+        let spec = spec();
+        let run = |size: u32, capacity: u64| {
+            let config = StepConfig { message_size: size, ..StepConfig::default() };
+            let mut search = Search { spec: &spec, config: &config, probes: Vec::new() };
+            let status = search.run(&mut |phase, rate| {
+                let mut p = fake(rate, capacity, phase);
+                p.achieved_mb_per_sec = p.achieved_msgs_per_sec * f64::from(size) / 1e6;
+                Some(p)
+            });
+            search.finish(status, &Scenario::default())
+        };
+        let results = vec![run(100, 7300), run(10_000, 3000)];
+        assert_eq!(highest(&results, true).unwrap().config.message_size, 10_000);
+        assert_eq!(highest(&results, false).unwrap().config.message_size, 100);
     }
 
     #[test]
