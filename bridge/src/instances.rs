@@ -109,7 +109,9 @@ impl Instances {
 
     async fn try_init(&self, name: &str, properties: &HashMap<String, String>) -> Result<()> {
         // Checked before connecting, and again when the instance is added (Inits overlap).
-        self.refusal(&self.by_name.read().unwrap_or_else(|e| e.into_inner()), name).map_or(Ok(()), Err)?;
+        if let Some(refused) = self.refusal(&self.by_name.read().unwrap_or_else(|e| e.into_inner()), name) {
+            return Err(refused);
+        }
         let config = ComponentConfig::parse(properties)?;
         if let Some(max) = config.producer.max_message_bytes.filter(|m| *m as usize > self.limits.max_request_bytes) {
             return Err(Error::InvalidMetadata {

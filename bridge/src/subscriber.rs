@@ -10,7 +10,7 @@
 //! A stream may open before its topic exists (apps subscribe at boot). Before its first poll
 //! it notes which partitions the topic has; a partition that appears later has nothing in it
 //! from before the subscription, so without a committed offset it starts at the beginning
-//! rather than at `initialOffset` (see `worker::Shared::appeared_uncommitted`). With
+//! rather than at `initialOffset` (see `worker::Shared::starts`). With
 //! `autoCreateTopics` the stream creates a missing topic then, as its metadata overrides say.
 //!
 //! A stream never ends because of a recoverable Kafka error (daprd would not re-open it);
@@ -23,7 +23,6 @@ pub(crate) mod state;
 mod wakeup;
 mod worker;
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -362,9 +361,9 @@ fn take_stock(
             Ok(Some(partitions)) => {
                 if let Some(newest) = &shared.newest_at_start {
                     // Each partition's end now: with no committed offset, a partition starts
-                    // there (see `Shared::newest_starts`), so what is published from here on
+                    // there (see `Shared::starts`), so what is published from here on
                     // is delivered. One that does not answer is looked at when assigned.
-                    let _ = newest.set(partition_ends(consumer, &shared.topic, &partitions));
+                    let _ = newest.set(worker::partition_ends(consumer, &shared.topic, &partitions));
                 }
                 let _ = shared.partitions_at_start.set(partitions.into_iter().collect());
                 return true;
@@ -402,28 +401,6 @@ fn take_stock(
                 }
             }
         }
-    }
-}
-
-/// Each partition's end offset now (one ListOffsets "latest" per broker, not one per
-/// partition); partitions that did not answer are left out.
-fn partition_ends(consumer: &BaseConsumer<StreamContext>, topic: &str, partitions: &[i32]) -> HashMap<i32, i64> {
-    let mut latest = rdkafka::TopicPartitionList::new();
-    for &p in partitions {
-        // As a timestamp, END (-1) asks for the latest offset.
-        let _ = latest.add_partition_offset(topic, p, rdkafka::Offset::End);
-    }
-    match consumer.offsets_for_times(latest, STOCK_TIMEOUT) {
-        Ok(ends) => ends
-            .elements_for_topic(topic)
-            .iter()
-            .filter(|e| e.error().is_ok())
-            .filter_map(|e| match e.offset() {
-                rdkafka::Offset::Offset(end) if end >= 0 => Some((e.partition(), end)),
-                _ => None,
-            })
-            .collect(),
-        Err(_) => HashMap::new(),
     }
 }
 

@@ -130,7 +130,7 @@ pub(crate) struct Shared {
     pub(crate) partitions_at_start: OnceLock<HashSet<i32>>,
     /// With `initialOffset: newest`, each partition's end (high watermark) when the stream
     /// opened: where a partition with no committed offset starts. See
-    /// [`Shared::newest_starts`].
+    /// [`Shared::starts`].
     pub(crate) newest_at_start: Option<OnceLock<HashMap<i32, i64>>>,
     /// The topic is missing and that was logged: librdkafka's repeats of it are not.
     pub(crate) topic_missing: AtomicBool,
@@ -144,6 +144,44 @@ pub(crate) struct Gauges {
     paused: f64,
     capped: f64,
     oversized: f64,
+}
+
+/// Where an assigned partition starts when not at the group's committed offset (see
+/// [`Shared::starts`]).
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// The acked position a failed commit held.
+    Saved(i64),
+    /// The beginning: the partition appeared after the stream opened.
+    Beginning,
+    /// Its end when the stream opened (`initialOffset: newest`, no committed offset).
+    Newest(i64),
+}
+
+/// Each partition's end offset now (one ListOffsets "latest" per broker, not one per
+/// partition); partitions that did not answer are left out. Blocking.
+pub(crate) fn partition_ends(
+    consumer: &BaseConsumer<StreamContext>,
+    topic: &str,
+    partitions: &[i32],
+) -> HashMap<i32, i64> {
+    let mut latest = TopicPartitionList::new();
+    for &p in partitions {
+        // As a timestamp, END (-1) asks for the latest offset.
+        let _ = latest.add_partition_offset(topic, p, Offset::End);
+    }
+    match consumer.offsets_for_times(latest, COMMITTED_LOOKUP_TIMEOUT) {
+        Ok(ends) => ends
+            .elements_for_topic(topic)
+            .iter()
+            .filter(|e| e.error().is_ok())
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(end) if end >= 0 => Some((e.partition(), end)),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => HashMap::new(),
+    }
 }
 
 /// How long the rebalance callback waits for the committed offsets of new partitions.
@@ -230,31 +268,27 @@ impl ConsumerContext for StreamContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let partitions = shared.partitions_of(list);
                 let unsaved = std::mem::take(&mut *lock(&shared.unsaved));
-                let unsaved = shared.saved_positions_still_ahead(consumer, &partitions, unsaved);
-                let appeared = shared.appeared_uncommitted(consumer, &partitions, &unsaved);
-                let newest = shared.newest_starts(consumer, &partitions, &unsaved, &appeared);
+                let starts = shared.starts(consumer, &partitions, &unsaved);
                 shared.topic_missing.store(false, Ordering::Release);
                 let mut state = lock(&shared.state);
                 for &p in &partitions {
-                    match unsaved.get(&p) {
-                        Some(&position) => {
+                    match starts.get(&p) {
+                        Some(&Start::Saved(position)) => {
                             tracing::info!(stream = %shared.stream, partition = p, position, "resuming at the acked position its failed commit held");
                             let _ = list.set_partition_offset(&shared.topic, p, Offset::Offset(position));
                             state.assign_at(p, position);
                         }
-                        None if appeared.contains(&p) => {
+                        Some(Start::Beginning) => {
                             tracing::info!(stream = %shared.stream, partition = p, "partition appeared after the subscription began: reading it from the beginning");
                             let _ = list.set_partition_offset(&shared.topic, p, Offset::Beginning);
                             state.assign(p);
                         }
-                        None => match newest.get(&p) {
-                            Some(&start) => {
-                                tracing::info!(stream = %shared.stream, partition = p, start, "no committed offset: starting at the end the partition had when the stream opened (initialOffset: newest), committed at the next commit");
-                                let _ = list.set_partition_offset(&shared.topic, p, Offset::Offset(start));
-                                state.assign_at(p, start);
-                            }
-                            None => state.assign(p),
-                        },
+                        Some(&Start::Newest(start)) => {
+                            tracing::info!(stream = %shared.stream, partition = p, start, "no committed offset: starting at the end the partition had when the stream opened (initialOffset: newest), committed at the next commit");
+                            let _ = list.set_partition_offset(&shared.topic, p, Offset::Offset(start));
+                            state.assign_at(p, start);
+                        }
+                        None => state.assign(p),
                     }
                 }
                 drop(state);
@@ -284,128 +318,95 @@ impl Shared {
         list.elements_for_topic(&self.topic).iter().map(|e| e.partition()).collect()
     }
 
-    /// Of the `assigned` partitions, those that did not exist when the stream opened and
-    /// have no committed offset for the group: they start at the beginning, whatever
-    /// `initialOffset` says, or what was written to them before the group noticed them (up
-    /// to `metadataRefreshInterval` plus a rebalance) would be skipped. Runs inside the
-    /// rebalance callback, on the stream thread, so the blocking committed-offsets lookup is
-    /// allowed. If the lookup fails, they start at the beginning too: duplicates, never loss.
-    fn appeared_uncommitted(
-        &self,
-        consumer: &BaseConsumer<StreamContext>,
-        assigned: &[i32],
-        unsaved: &HashMap<i32, i64>,
-    ) -> Vec<i32> {
-        let Some(at_start) = self.partitions_at_start.get() else { return Vec::new() };
-        let appeared: Vec<i32> =
-            assigned.iter().copied().filter(|p| !at_start.contains(p) && !unsaved.contains_key(p)).collect();
-        if appeared.is_empty() {
-            return appeared;
-        }
-        let mut list = TopicPartitionList::new();
-        for &p in &appeared {
-            list.add_partition(&self.topic, p);
-        }
-        match consumer.committed_offsets(list, COMMITTED_LOOKUP_TIMEOUT) {
-            Ok(committed) => appeared
-                .into_iter()
-                .filter(|&p| {
-                    !matches!(committed.find_partition(&self.topic, p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= 0)
-                })
-                .collect(),
-            Err(error) => {
-                tracing::warn!(stream = %self.stream, %error, ?appeared, "could not read the committed offsets of partitions that appeared; reading them from the beginning");
-                appeared
-            }
-        }
-    }
-
-    /// Of the acked positions whose commit failed at a revoke (`unsaved`), those still ahead of
-    /// the group's committed offset for the `assigned` partitions: while the partition was
-    /// away, another member may have committed past them, and resuming at the saved one would
-    /// deliver that stretch again and move the group's offset back. If the lookup fails they
-    /// are all kept (duplicates at worst, as before).
-    fn saved_positions_still_ahead(
-        &self,
-        consumer: &BaseConsumer<StreamContext>,
-        assigned: &[i32],
-        unsaved: HashMap<i32, i64>,
-    ) -> HashMap<i32, i64> {
-        let mut list = TopicPartitionList::new();
-        for p in assigned.iter().filter(|p| unsaved.contains_key(p)) {
-            list.add_partition(&self.topic, *p);
-        }
-        if list.count() == 0 {
-            return unsaved;
-        }
-        match consumer.committed_offsets(list, COMMITTED_LOOKUP_TIMEOUT) {
-            Ok(committed) => unsaved
-                .into_iter()
-                .filter(|&(p, saved)| {
-                    !matches!(committed.find_partition(&self.topic, p).map(|e| e.offset()), Some(Offset::Offset(c)) if c >= saved)
-                })
-                .collect(),
-            Err(error) => {
-                tracing::warn!(stream = %self.stream, %error, "could not read the committed offsets: resuming at the saved positions");
-                unsaved
-            }
-        }
-    }
-
-    /// With `initialOffset: newest`, where the `assigned` partitions that have no committed
-    /// offset start (those not in `unsaved` or `appeared`, which have their own start).
+    /// Where each of the `assigned` partitions starts, decided with at most one lookup of the
+    /// group's committed offsets (a blocking call: this runs in the rebalance callback, on the
+    /// stream thread). `unsaved` holds acked positions whose commit failed at a revoke.
     ///
-    /// librdkafka resolves "latest" when it starts fetching, and nothing is committed until
-    /// daprd acks something. So a partition whose messages were delivered but not acked
-    /// before it moved (a rebalance, a closed stream, a consumer rebuilt, a crash) would be
-    /// resolved to "latest" again by its next owner, skipping those messages and everything
-    /// published in between; and what was published between the stream's opening and its
-    /// first assignment would be skipped too. Instead the start is the partition's end when
-    /// the stream opened (or now, for one not seen then), given to librdkafka explicitly and
-    /// committed at the next commit, so the next owner starts there too. Runs in the
-    /// rebalance callback, on the stream thread (blocking lookups are allowed). A lookup
-    /// that fails leaves the partition to librdkafka's "latest", as before.
-    fn newest_starts(
+    /// - **A saved position** is resumed unless the group's committed offset is already at or
+    ///   past it: while the partition was away another member may have committed further, and
+    ///   resuming behind that would redeliver the stretch and move the group's offset back.
+    /// - **A partition that appeared** after the stream opened, with no committed offset,
+    ///   starts at the beginning, whatever `initialOffset` says: everything in it was written
+    ///   after the subscription began (up to `metadataRefreshInterval` plus a rebalance would
+    ///   otherwise be skipped).
+    /// - **With `initialOffset: newest`**, a partition with no committed offset starts at the
+    ///   end it had when the stream opened (or now, for one not seen then), given to librdkafka
+    ///   explicitly and committed at the next commit. librdkafka resolves "latest" when it
+    ///   starts fetching, and nothing is committed until daprd acks; so a partition whose
+    ///   messages were delivered but not acked before it moved (a rebalance, a closed stream, a
+    ///   rebuilt consumer, a crash) would be resolved to "latest" again by its next owner,
+    ///   skipping them, and what was published between the stream's opening and its first
+    ///   assignment would be skipped too.
+    ///
+    /// If the lookup fails: saved positions are resumed and appeared partitions start at the
+    /// beginning (duplicates, never loss); other partitions are left to librdkafka.
+    fn starts(
         &self,
         consumer: &BaseConsumer<StreamContext>,
         assigned: &[i32],
         unsaved: &HashMap<i32, i64>,
-        appeared: &[i32],
-    ) -> HashMap<i32, i64> {
-        let Some(at_start) = &self.newest_at_start else { return HashMap::new() };
-        let candidates: Vec<i32> =
-            assigned.iter().copied().filter(|p| !unsaved.contains_key(p) && !appeared.contains(p)).collect();
-        if candidates.is_empty() {
+    ) -> HashMap<i32, Start> {
+        let at_start = self.partitions_at_start.get();
+        let appeared = |p: &i32| at_start.is_some_and(|s| !s.contains(p));
+        let needs_lookup =
+            self.newest_at_start.is_some() || assigned.iter().any(|p| unsaved.contains_key(p) || appeared(p));
+        if !needs_lookup {
             return HashMap::new();
         }
         let mut list = TopicPartitionList::new();
-        for &p in &candidates {
+        for &p in assigned {
             list.add_partition(&self.topic, p);
         }
-        let committed = match consumer.committed_offsets(list, COMMITTED_LOOKUP_TIMEOUT) {
-            Ok(committed) => committed,
+        let committed: Option<HashMap<i32, i64>> = match consumer.committed_offsets(list, COMMITTED_LOOKUP_TIMEOUT) {
+            Ok(committed) => Some(
+                committed
+                    .elements_for_topic(&self.topic)
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(o) if o >= 0 => Some((e.partition(), o)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
             Err(error) => {
-                tracing::warn!(stream = %self.stream, %error, "could not read the committed offsets: partitions without one start at librdkafka's latest");
-                return HashMap::new();
+                tracing::warn!(stream = %self.stream, %error, "could not read the group's committed offsets: resuming saved positions, reading new partitions from the beginning, leaving the others to librdkafka");
+                None
             }
         };
-        let sampled = at_start.get();
-        candidates
-            .into_iter()
-            .filter(|&p| {
-                !matches!(committed.find_partition(&self.topic, p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= 0)
-            })
-            .filter_map(|p| {
-                let start = sampled.and_then(|s| s.get(&p).copied()).or_else(|| {
-                    consumer
-                        .fetch_watermarks(&self.topic, p, COMMITTED_LOOKUP_TIMEOUT)
-                        .map_err(|error| tracing::warn!(stream = %self.stream, partition = p, %error, "could not read the partition's end: it starts at librdkafka's latest"))
-                        .ok()
-                        .map(|(_, high)| high)
-                })?;
-                Some((p, start))
-            })
-            .collect()
+        let mut starts = HashMap::new();
+        let mut newest = Vec::new();
+        for &p in assigned {
+            let committed_at = committed.as_ref().and_then(|c| c.get(&p).copied());
+            if let Some(&saved) = unsaved.get(&p) {
+                if committed_at.is_none_or(|c| c < saved) {
+                    starts.insert(p, Start::Saved(saved));
+                }
+            } else if appeared(&p) {
+                if committed_at.is_none() {
+                    starts.insert(p, Start::Beginning);
+                }
+            } else if committed.is_some() && committed_at.is_none() && self.newest_at_start.is_some() {
+                newest.push(p);
+            }
+        }
+        if !newest.is_empty() {
+            let sampled = self.newest_at_start.as_ref().and_then(OnceLock::get);
+            let unsampled: Vec<i32> =
+                newest.iter().copied().filter(|p| !sampled.is_some_and(|s| s.contains_key(p))).collect();
+            let now =
+                if unsampled.is_empty() { HashMap::new() } else { partition_ends(consumer, &self.topic, &unsampled) };
+            for p in newest {
+                match sampled.and_then(|s| s.get(&p)).or_else(|| now.get(&p)) {
+                    Some(&end) => {
+                        starts.insert(p, Start::Newest(end));
+                    }
+                    None => {
+                        tracing::warn!(stream = %self.stream, partition = p, "could not read the partition's end: it starts at librdkafka's latest")
+                    }
+                }
+            }
+        }
+        starts
     }
 
     /// Applies an ack from daprd on the task that reads daprd's side of the stream, and hands
