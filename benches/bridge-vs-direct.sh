@@ -16,7 +16,9 @@
 #   3  PullMessages drain (a daprd acking one at a time) vs a librdkafka consumer, and the
 #      same drain vs a no-op PubSub stream (what one gRPC stream carries: no target)
 #   4  p50 and p99 publish latency added by the bridge at 10 k msg/s open loop, equal linger:
-#      kafka-loadgen runs the same step straight to Kafka and through the bridge binary
+#      kafka-loadgen runs the same step straight to Kafka and through the bridge binary, then
+#      the same calls to a no-op Publish handler (the gRPC floor: no component beside daprd
+#      adds less); the table gives the floor and what the bridge adds beyond it
 #   5  memory: the bridge binary's RSS under a sustained BulkPublish load (100 k msg/s)
 #   6  memory: its RSS with a 1 M × 100 B backlog and a slow daprd (one ack per ms)
 #

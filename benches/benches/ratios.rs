@@ -7,7 +7,7 @@
 //! | 1 100 concurrent Publish | 100 B Publish ×100 concurrent into Kafka | the same calls to a no-op Publish handler |
 //! | 2 BulkPublish ×1000 | 800 calls of 1000 × 100 B, 8 concurrent | `rdkafka_performance` (`RDKAFKA_PERFORMANCE`), else librdkafka in process: 800 k × 100 B, same linger, acks, idempotence, timed once its producer is ready |
 //! | 3 PullMessages drain | a daprd acking one at a time, default prefetch | a librdkafka consumer draining the same backlog |
-//! | 4 publish latency | `kafka-loadgen` at `LATENCY_RATE` (10 k) msg/s open loop, `LATENCY_SECONDS` (10) per target, through the bridge binary | the same step straight to Kafka |
+//! | 4 publish latency | `kafka-loadgen` at `LATENCY_RATE` (10 k) msg/s open loop, `LATENCY_SECONDS` (10) per target, through the bridge binary | the same step straight to Kafka; and the same calls to the no-op Publish handler (the gRPC floor: what any component beside daprd adds at least) |
 //!
 //! The bridge of rows 0 to 3 is the release binary in a process of its own, as beside daprd,
 //! and so is the no-op server (this bench run again, with the bridge's runtime threads); the
@@ -139,8 +139,14 @@ fn run_noop_server(socket: &Path) {
         tokio::runtime::Builder::new_multi_thread().worker_threads(server_threads()).enable_all().build().unwrap();
     runtime.block_on(async {
         let listener = tokio::net::UnixListener::bind(socket).unwrap();
+        // Reflection, as daprd (and kafka-loadgen's component target) asks for it first.
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(dapr_kafka_proto::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .unwrap();
         tonic::transport::Server::builder()
             .initial_connection_window_size(dapr_kafka_bridge::server::CONNECTION_WINDOW)
+            .add_service(reflection)
             .add_service(PubSubServer::new(Noop))
             .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener))
             .await
@@ -384,35 +390,50 @@ fn perf_produce(perf: &Path, bootstrap: &str, topic: &str, count: usize, queue: 
     (delivered - first_delivered) as f64 / ((end - first) / 1000.0)
 }
 
-/// Publish latency percentiles (µs) of one `kafka-loadgen` sweep: `[p50, p99]` for the
-/// direct step and for the component step.
+/// Publish latency percentiles (µs), `[p50, p99]`, of one round of row 4: straight to
+/// Kafka, through the bridge, and through a no-op Publish handler (the gRPC floor).
 struct Latencies {
     direct: [f64; 2],
     component: [f64; 2],
+    floor: [f64; 2],
+}
+
+/// Where a `kafka-loadgen` sweep of row 4 sends its component steps.
+enum Through<'a> {
+    /// The bridge binary, which the tool starts as a child process on a private socket; the
+    /// sweep runs `direct,component`, interleaved by the tool.
+    Bridge(&'a Path),
+    /// A PubSub server already listening on this socket (the no-op server): `component` only.
+    Socket(&'a Path),
 }
 
 /// One `kafka-loadgen` sweep at `rate` msg/s open loop, 100 B, linger 5 ms, acks all and
-/// idempotence on both targets, straight to Kafka and through the bridge binary `bridge`,
-/// which the tool starts as a child process on a private socket (interleaved by the tool).
-/// `brokers`: a real broker; `None` is the tool's own in-process mock cluster (the mock
-/// serves no CreateTopics, and the tool makes a topic per step). Publish latency runs from
-/// each message's intended send time to its acknowledgement; Tansu does not wake waiting
-/// fetches, so end-to-end latency would measure `fetch.wait.max.ms` and is not taken.
+/// idempotence, as `through` says. `brokers`: a real broker; `None` is the tool's own
+/// in-process mock cluster (the mock serves no CreateTopics, and the tool makes a topic per
+/// step). Publish latency runs from each message's intended send time to its
+/// acknowledgement; Tansu does not wake waiting fetches, so end-to-end latency would measure
+/// `fetch.wait.max.ms` and is not taken. Returns `[p50, p99]` by target name.
 fn loadgen_latency(
     loadgen: &Path,
-    bridge: &Path,
+    through: Through<'_>,
     brokers: Option<&str>,
     rate: u64,
     seconds: u64,
     out: &Path,
-) -> Latencies {
+) -> HashMap<String, [f64; 2]> {
     let mut command = Command::new(loadgen);
-    command.args(["sweep", "--spawn-bridge", "--bridge-bin"]).arg(bridge);
+    command.arg("sweep");
+    match through {
+        Through::Bridge(bridge) => {
+            command.args(["--spawn-bridge", "--bridge-bin"]).arg(bridge).args(["--target", "direct,component"])
+        }
+        Through::Socket(socket) => command.arg("--socket").arg(socket).args(["--target", "component"]),
+    };
     if let Some(brokers) = brokers {
         command.args(["--brokers", brokers]);
     }
     let output = command
-        .args(["--target", "direct,component", "--rate", &rate.to_string()])
+        .args(["--rate", &rate.to_string()])
         .args(["--linger-ms", "5", "--acks", "all", "--idempotence", "true", "--compression", "none"])
         .args(["--partitions", "4", "--message-size", "100", "--producers", "1"])
         // Enough concurrent calls that the generator never waits for a free one at this rate.
@@ -425,16 +446,12 @@ fn loadgen_latency(
     assert!(output.status.success(), "kafka-loadgen failed: {}", String::from_utf8_lossy(&output.stderr));
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).expect("results.json");
-    let mut latencies = Latencies { direct: [0.0; 2], component: [0.0; 2] };
+    let mut latencies = HashMap::new();
     for step in results["steps"].as_array().unwrap() {
         assert_eq!(step["status"], "ok", "kafka-loadgen step failed: {}", step["failure"]);
         let p = &step["measurement"]["publish_latency"];
-        let pair = [p["p50"].as_f64().unwrap(), p["p99"].as_f64().unwrap()];
-        match step["config"]["target"].as_str() {
-            Some("direct") => latencies.direct = pair,
-            Some("component") => latencies.component = pair,
-            other => panic!("unexpected target {other:?}"),
-        }
+        let target = step["config"]["target"].as_str().expect("a target").to_owned();
+        latencies.insert(target, [p["p50"].as_f64().unwrap(), p["p99"].as_f64().unwrap()]);
     }
     latencies
 }
@@ -850,15 +867,22 @@ async fn run() {
         // Publish latency, direct and through the bridge, interleaved by kafka-loadgen.
         if let Some((loadgen, bridge_bin)) = latency_tools.clone() {
             let brokers = embedded.is_none().then(|| bootstrap.clone());
-            let out = folder.path().join(format!("latency-{round}"));
+            let (bridged, floor) =
+                (folder.path().join(format!("latency-{round}")), folder.path().join(format!("floor-{round}")));
+            let noop_socket = noop_socket.clone();
             let l = tokio::task::spawn_blocking(move || {
-                loadgen_latency(&loadgen, &bridge_bin, brokers.as_deref(), latency_rate, latency_seconds, &out)
+                let sweep = |through, out: &Path| {
+                    loadgen_latency(&loadgen, through, brokers.as_deref(), latency_rate, latency_seconds, out)
+                };
+                let bridged = sweep(Through::Bridge(&bridge_bin), &bridged);
+                let floor = sweep(Through::Socket(&noop_socket), &floor);
+                Latencies { direct: bridged["direct"], component: bridged["component"], floor: floor["component"] }
             })
             .await
             .unwrap();
             eprintln!(
-                "publish latency p50/p99 µs: direct {:.0}/{:.0}, through the bridge {:.0}/{:.0}",
-                l.direct[0], l.direct[1], l.component[0], l.component[1]
+                "publish latency p50/p99 µs: direct {:.0}/{:.0}, through the bridge {:.0}/{:.0}, to a no-op handler {:.0}/{:.0}",
+                l.direct[0], l.direct[1], l.component[0], l.component[1], l.floor[0], l.floor[1]
             );
             latencies.push(l);
         }
@@ -883,6 +907,16 @@ async fn run() {
             println!(
                 "| {name} publish latency, {} k msg/s open loop, linger 5 ms, vs direct (µs) | {bridge:.0} | {direct:.0} | {added:+.0} µs added | < +{target:.0} µs |",
                 latency_rate / 1000
+            );
+        }
+        // The gRPC floor: the same client and open loop against a handler that answers at
+        // once. A component beside daprd cannot add less than this round trip; what the
+        // bridge adds beyond it is its own (Kafka work in its process, answering).
+        for (i, name) in ["p50", "p99"].into_iter().enumerate() {
+            let floor = median(latencies.iter().map(|l| l.floor[i]).collect());
+            let beyond = median(latencies.iter().map(|l| l.component[i] - l.direct[i] - l.floor[i]).collect());
+            println!(
+                "| {name} of the same calls to a no-op Publish handler: the gRPC floor (µs) | — | {floor:.0} | {beyond:+.0} µs added beyond it | — |"
             );
         }
     }
