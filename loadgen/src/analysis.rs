@@ -15,10 +15,10 @@ use crate::sweep::{StepResult, SweepResult};
 pub struct Effect {
     /// The value.
     pub value: String,
-    /// Mean produced msgs/s.
-    pub msgs_per_sec: f64,
-    /// Mean publish p99 (µs).
-    pub p99_us: f64,
+    /// Mean produced msgs/s; `None` when no step with this value succeeded (nothing measured).
+    pub msgs_per_sec: Option<f64>,
+    /// Mean publish p99 (µs); `None` when no step with this value succeeded.
+    pub p99_us: Option<f64>,
     /// Successful steps with this value.
     pub steps: usize,
 }
@@ -94,10 +94,15 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
                 .into_iter()
                 .map(|v| {
                     let with: Vec<&&StepResult> = ok.iter().filter(|s| s.config.value(dim) == v).collect();
-                    let n = with.len().max(1) as f64;
-                    let tput = with.iter().map(|s| throughput(s)).sum::<f64>() / n;
-                    let lat = with.iter().map(|s| p99(s) as f64).sum::<f64>() / n;
-                    Effect { value: v, msgs_per_sec: tput, p99_us: lat, steps: with.len() }
+                    let mean = |f: &dyn Fn(&StepResult) -> f64| {
+                        (!with.is_empty()).then(|| with.iter().map(|s| f(s)).sum::<f64>() / with.len() as f64)
+                    };
+                    Effect {
+                        value: v,
+                        msgs_per_sec: mean(&throughput),
+                        p99_us: mean(&|s| p99(s) as f64),
+                        steps: with.len(),
+                    }
                 })
                 .collect();
             (dim.to_owned(), rows)

@@ -461,11 +461,15 @@ impl Search<'_> {
         let lowest_fail =
             self.probes.iter().filter(|p| !p.passed && best.is_none_or(|b| p.rate > b)).map(|p| p.rate).min();
         let at_best: Vec<&Probe> = self.probes.iter().filter(|p| Some(p.rate) == best).collect();
-        let achieved: Vec<f64> = at_best.iter().map(|p| p.achieved_msgs_per_sec).collect();
+        let repeats: Vec<&Probe> = at_best.iter().copied().filter(|p| p.phase == "repeat").collect();
+        // The mean and its interval describe the repeats only: the ramp or bisection probe
+        // that found the rate is there because it passed, and would pull them up. Without
+        // repeats (the budget ran out first, or none were asked) that probe is all there is.
+        let sample = if repeats.is_empty() { &at_best } else { &repeats };
+        let achieved: Vec<f64> = sample.iter().map(|p| p.achieved_msgs_per_sec).collect();
         let size = message_bytes(&self.probes, self.config);
         let (mean, half) = sizing::mean_ci95(&achieved);
         let interval = (achieved.len() >= 2 && half.is_finite()).then_some((mean - half, mean + half));
-        let repeats: Vec<&&Probe> = at_best.iter().filter(|p| p.phase == "repeat").collect();
         let _ = scenario;
         ConfigCapacity {
             config: StepConfig { rate: best.map_or(Rate::Max, Rate::PerSecond), ..*self.config },
@@ -615,6 +619,30 @@ mod tests {
         assert!((fail - found) / found <= 0.05);
         assert_eq!(result.repeats_passed, (3, 3));
         assert!(result.interval_msgs_per_sec.is_some());
+    }
+
+    /// The probe that found the rate passed by selection: the mean and interval are the
+    /// repeats' own, not pulled up by it.
+    #[test]
+    fn the_repeat_mean_is_the_repeats_own() {
+        let spec = spec();
+        let config = StepConfig::default();
+        let mut search = Search { spec: &spec, config: &config, probes: Vec::new() };
+        let status = search.run(&mut |phase, rate| {
+            let mut p = fake(rate, 7300, phase);
+            // The finding probe achieved the full rate; its repeats 5 % less (still passing).
+            if phase == "repeat" {
+                p.achieved_msgs_per_sec = rate as f64 * 0.95;
+            }
+            Some(p)
+        });
+        let r = search.finish(status, &Scenario::default());
+        let found = r.sustained_msgs_per_sec.unwrap();
+        assert_eq!(r.repeats_passed, (3, 3));
+        let mean = r.repeat_mean_msgs_per_sec.unwrap();
+        assert!((mean - found * 0.95).abs() < 1e-6, "mean {mean} of repeats at {found}");
+        let (low, high) = r.interval_msgs_per_sec.unwrap();
+        assert!((low - found * 0.95).abs() < 1e-6 && (high - found * 0.95).abs() < 1e-6, "{low}–{high}");
     }
 
     /// Repeats at the found rate fail twice in three: step down 10 % and repeat again.

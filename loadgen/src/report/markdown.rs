@@ -135,14 +135,12 @@ pub fn render(result: &SweepResult) -> String {
         for (dim, rows) in &analysis.effects {
             let _ = writeln!(md, "| {dim} | mean msgs/s | mean publish p99 | steps |\n|---|---|---|---|");
             for e in rows {
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} | {} |",
-                    e.value,
-                    count(e.msgs_per_sec),
-                    micros(e.p99_us as u64),
-                    e.steps
-                );
+                // A value whose every step failed measured nothing: no mean to print.
+                let (tput, p99) = match (e.msgs_per_sec, e.p99_us) {
+                    (Some(t), Some(p)) => (count(t), micros(p as u64)),
+                    _ => ("– (no successful step)".to_owned(), "–".to_owned()),
+                };
+                let _ = writeln!(md, "| {} | {tput} | {p99} | {} |", e.value, e.steps);
             }
             md.push('\n');
         }
@@ -243,6 +241,21 @@ mod tests {
 
         let real = crate::report::tests::sample(false);
         assert!(!render(&real).contains("client-side costs only"));
+    }
+
+    #[test]
+    fn a_value_whose_every_step_failed_gets_no_mean() {
+        let mut result = crate::report::tests::sample(false);
+        // Every step with linger 50 fails: the effects table has nothing to average for it.
+        for s in result.steps.iter_mut().filter(|s| s.config.linger_ms == 50) {
+            s.status = "failed".into();
+            s.failure = Some("AllBrokersDown".into());
+        }
+        let md = render(&result);
+        assert!(md.contains("| 50 | – (no successful step) | – | 0 |"), "{md}");
+        assert!(!md.contains("| 50 | 0 |"), "{md}");
+        // The values that were measured keep their means.
+        assert!(md.lines().any(|l| l.starts_with("| 5 | ") && !l.contains("no successful step")), "{md}");
     }
 
     #[test]
