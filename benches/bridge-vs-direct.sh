@@ -15,6 +15,8 @@
 #      5 ms, acks all, idempotence), built here against the project's own librdkafka
 #   3  PullMessages drain (a daprd acking one at a time) vs a librdkafka consumer, and the
 #      same drain vs a no-op PubSub stream (what one gRPC stream carries: no target)
+#      Rows 1 and 3 also print the bridge against 1 / (1/gRPC anchor + 1/Kafka anchor), per
+#      round: what a component that paid both and did nothing else would reach (no target)
 #   4  p50 and p99 publish latency added by the bridge at 10 k msg/s open loop, equal linger:
 #      kafka-loadgen runs the same step straight to Kafka and through the bridge binary, then
 #      the same calls to a no-op Publish handler (the gRPC floor: no component beside daprd

@@ -888,6 +888,27 @@ async fn run() {
         }
     }
 
+    // Rows 1 and 3 pay for gRPC and for Kafka, one after the other, on cores the client, the
+    // bridge and the broker share; their anchors each have only one of the two. Per round,
+    // 1 / (1/gRPC + 1/Kafka) is what a component that added no work of its own would reach:
+    // print the bridge against that bound too (no target).
+    let bound = |grpc: &[f64], kafka: &[f64]| -> Vec<f64> {
+        grpc.iter().zip(kafka).map(|(g, k)| 1.0 / (1.0 / g + 1.0 / k)).collect()
+    };
+    let combined = [
+        // Row 1's anchor is gRPC alone; row 5's, measured with it, librdkafka alone.
+        (1, (1, 5), "100 concurrent Publish vs 1 / (1/no-op + 1/librdkafka): both costs, nothing else (msg/s)"),
+        // Row 3's anchor is librdkafka alone; row 4's, measured with it, gRPC alone.
+        (3, (4, 3), "PullMessages drain vs 1 / (1/no-op stream + 1/consumer): both costs, nothing else (msg/s)"),
+    ];
+    for (row, (grpc, kafka), name) in combined {
+        let (g, k) = (&rows[grpc].2, &rows[kafka].2);
+        if !rows[row].1.is_empty() && g.len() == k.len() {
+            let anchor = bound(g, k);
+            let bridge = rows[row].1.clone();
+            rows.push((name.into(), bridge, anchor, f64::NAN));
+        }
+    }
     if rows.iter().any(|r| !r.1.is_empty()) || !latencies.is_empty() {
         println!("| row | bridge | anchor | ratio | target |");
         println!("|---|---|---|---|---|");
