@@ -120,6 +120,15 @@ pub struct Probe {
     pub reasons: Vec<String>,
     /// Index into [`CapacityResult::steps`] (1-based, as the step's index).
     pub step: usize,
+    /// Whether the step measured anything (a step that failed before sending, say its topic
+    /// could not be created, did not: its achieved rate is no measurement and is left out of
+    /// means). Files written before this field count every probe as measured.
+    #[serde(default = "measured_by_default")]
+    pub measured: bool,
+}
+
+fn measured_by_default() -> bool {
+    true
 }
 
 /// One configuration's answer.
@@ -185,10 +194,31 @@ pub struct CapacityResult {
 }
 
 impl CapacityResult {
-    /// The configuration with the highest sustained rate.
+    /// The configuration the answer names, which is also the one the sizing (if any) was
+    /// computed from: see [`headline`].
     pub fn best(&self) -> Option<&ConfigCapacity> {
-        highest(&self.configurations, true)
+        headline(&self.configurations, self.sizing.as_ref().map(|s| &s.input.target))
     }
+
+    /// What [`best`](Self::best) ranks configurations by: MB/s, or msgs/s for a message target.
+    pub fn rank_load(&self, c: &ConfigCapacity) -> f64 {
+        let by_bytes = ranks_by_bytes(self.sizing.as_ref().map(|s| &s.input.target));
+        if by_bytes { c.sustained_mb_per_sec } else { c.sustained_msgs_per_sec }.unwrap_or(0.0)
+    }
+}
+
+/// Configurations are ranked by the bytes they carried, unless the target is in messages.
+fn ranks_by_bytes(target: Option<&sizing::RateSpec>) -> bool {
+    !matches!(target, Some(sizing::RateSpec::Msgs(_)))
+}
+
+/// The configuration that answers: for a message target the one that sustained the most
+/// msgs/s; for a byte target, or without a target, the one that sustained the most MB/s
+/// (configurations whose messages differ in size carry different loads at the same msgs/s).
+/// The answer and the sizing both use it, so the partitions the answer prints are that
+/// configuration's.
+fn headline<'a>(configurations: &'a [ConfigCapacity], target: Option<&sizing::RateSpec>) -> Option<&'a ConfigCapacity> {
+    highest(configurations, ranks_by_bytes(target))
 }
 
 /// The configuration that sustained the most: in MB/s with `by_bytes` (configurations whose
@@ -330,6 +360,7 @@ pub fn judge_probe(phase: &str, rate: u64, result: &StepResult, slo: &Slo) -> Pr
         error_rate: 0.0,
         reasons: Vec::new(),
         step: result.index,
+        measured: result.measurement.is_some(),
     };
     if !result.ok() {
         reasons.push(format!("step failed: {}", result.failure.as_deref().unwrap_or("unknown")));
@@ -466,7 +497,7 @@ impl Search<'_> {
         // that found the rate is there because it passed, and would pull them up. Without
         // repeats (the budget ran out first, or none were asked) that probe is all there is.
         let sample = if repeats.is_empty() { &at_best } else { &repeats };
-        let achieved: Vec<f64> = sample.iter().map(|p| p.achieved_msgs_per_sec).collect();
+        let achieved: Vec<f64> = sample.iter().filter(|p| p.measured).map(|p| p.achieved_msgs_per_sec).collect();
         let size = message_bytes(&self.probes, self.config);
         let (mean, half) = sizing::mean_ci95(&achieved);
         let interval = (achieved.len() >= 2 && half.is_finite()).then_some((mean - half, mean + half));
@@ -514,8 +545,8 @@ fn size_best(
     request: &SizingRequest,
 ) -> Option<Sizing> {
     // A byte target is met by the configuration that carries the most bytes; a message
-    // target by the one that carries the most messages.
-    let best = highest(results, matches!(request.target, sizing::RateSpec::Bytes(_)))?;
+    // target by the one that carries the most messages: the one the answer names.
+    let best = headline(results, Some(&request.target))?;
     let rate = best.sustained_msgs_per_sec?;
     let c = &best.config;
     let size = message_bytes(&best.probes, c);
@@ -598,6 +629,7 @@ mod tests {
             error_rate: 0.0,
             reasons: Vec::new(),
             step: 0,
+            measured: true,
         }
     }
 
@@ -643,6 +675,33 @@ mod tests {
         assert!((mean - found * 0.95).abs() < 1e-6, "mean {mean} of repeats at {found}");
         let (low, high) = r.interval_msgs_per_sec.unwrap();
         assert!((low - found * 0.95).abs() < 1e-6 && (high - found * 0.95).abs() < 1e-6, "{low}–{high}");
+    }
+
+    /// A repeat whose step measured nothing (it failed before sending) is no rate of 0: it is
+    /// left out of the mean and the interval.
+    #[test]
+    fn a_repeat_that_measured_nothing_is_not_a_zero_in_the_mean() {
+        let spec = spec();
+        let config = StepConfig::default();
+        let mut search = Search { spec: &spec, config: &config, probes: Vec::new() };
+        let mut repeats = 0;
+        let status = search.run(&mut |phase, rate| {
+            let mut p = fake(rate, 7300, phase);
+            if phase == "repeat" {
+                repeats += 1;
+                if repeats == 3 {
+                    // Its topic could not be created: failed, nothing measured.
+                    (p.passed, p.measured, p.achieved_msgs_per_sec) = (false, false, 0.0);
+                }
+            }
+            Some(p)
+        });
+        let r = search.finish(status, &Scenario::default());
+        let found = r.sustained_msgs_per_sec.unwrap();
+        assert_eq!(r.repeats_passed, (2, 3));
+        assert_eq!(r.repeat_mean_msgs_per_sec, Some(found), "the two measured repeats achieved {found}");
+        let (low, high) = r.interval_msgs_per_sec.unwrap();
+        assert!((low - found).abs() < 1e-6 && (high - found).abs() < 1e-6, "{low}–{high}");
     }
 
     /// Repeats at the found rate fail twice in three: step down 10 % and repeat again.
@@ -729,6 +788,12 @@ mod tests {
         let results = vec![run(100, 7300), run(10_000, 3000)];
         assert_eq!(highest(&results, true).unwrap().config.message_size, 10_000);
         assert_eq!(highest(&results, false).unwrap().config.message_size, 100);
+        // The answer names the configuration the sizing used: the most msgs/s for a message
+        // target, the most MB/s otherwise.
+        let size_of = |target: Option<&sizing::RateSpec>| headline(&results, target).unwrap().config.message_size;
+        assert_eq!(size_of(Some(&sizing::RateSpec::Msgs(20_000.0))), 100);
+        assert_eq!(size_of(Some(&sizing::RateSpec::Bytes(50e6))), 10_000);
+        assert_eq!(size_of(None), 10_000);
     }
 
     #[test]

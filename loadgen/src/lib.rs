@@ -227,7 +227,10 @@ pub fn capacity_command(args: &CapacityArgs) -> Result<capacity::CapacityResult>
     let sizing = match &args.target_rate {
         Some(rate) => Some(capacity::SizingRequest {
             target: rate.parse()?,
-            growth: sizing::parse_share(&args.growth)?,
+            growth: sizing::parse_share(&args.growth).map_err(|e| match e {
+                Error::InvalidScenario(why) => Error::invalid(format!("--growth: {why}")),
+                other => other,
+            })?,
             retention: args.retention,
             consumer_groups: args.consumer_groups.max(1),
             consumer_rate: args.consumer_rate.as_deref().map(str::parse).transpose()?,

@@ -90,13 +90,23 @@ impl fmt::Display for RateSpec {
 /// `25%` or `0.25`.
 pub fn parse_share(s: &str) -> Result<f64> {
     let t = s.trim();
-    let v = match t.strip_suffix('%') {
+    let percent = t.strip_suffix('%');
+    let v = match percent {
         Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
         None => t.parse::<f64>(),
     }
     .map_err(|_| Error::invalid(format!("`{s}` is not a share (`25%` or `0.25`)")))?;
     if !(0.0..=100.0).contains(&v) {
         return Err(Error::invalid(format!("`{s}` is out of range")));
+    }
+    // A bare number is a fraction: `25` would plan for 26 times the target. Far more likely a
+    // percent without its sign; make the user say which.
+    if percent.is_none() && v > 10.0 {
+        return Err(Error::invalid(format!(
+            "`{s}` is a fraction, so {:.0} %: write `{s}%` for {s} %, or the fraction itself (`{}`)",
+            v * 100.0,
+            v / 100.0
+        )));
     }
     Ok(v)
 }
@@ -343,9 +353,24 @@ pub fn mean_ci95(xs: &[f64]) -> (f64, f64) {
         return (mean, f64::NAN);
     }
     let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    const T: [f64; 10] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
-    let t = T.get(n - 2).copied().unwrap_or(1.96);
-    (mean, t * (var / n as f64).sqrt())
+    (mean, t95(n - 1) * (var / n as f64).sqrt())
+}
+
+/// Student's t for a two-sided 95 % interval with `df` degrees of freedom. Past 30 the
+/// value of the bracket's lowest df is taken, so an interval is never narrower than it is.
+fn t95(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::NAN,
+        1..=30 => T[df - 1],
+        31..=40 => T[29],
+        41..=60 => 2.021,
+        61..=120 => 2.000,
+        _ => 1.980,
+    }
 }
 
 #[cfg(test)]
@@ -415,6 +440,10 @@ mod tests {
         assert_eq!("20000msgs/s".parse::<RateSpec>().unwrap(), RateSpec::Msgs(20_000.0));
         assert!("fast".parse::<RateSpec>().is_err());
         assert_eq!(parse_share("25%").unwrap(), 0.25);
+        // `25` is not 2 500 % growth by accident: the error says how to write either.
+        let error = parse_share("25").unwrap_err().to_string();
+        assert!(error.contains("`25%`") && error.contains("2500 %"), "{error}");
+        assert_eq!(parse_share("2").unwrap(), 2.0);
         assert_eq!(parse_share("0.5").unwrap(), 0.5);
     }
 
@@ -438,6 +467,14 @@ mod tests {
         let fit = fit_usl("partitions", "x", &points).unwrap();
         assert!(fit.sigma.abs() < 1e-9 && fit.kappa.abs() < 1e-9);
         assert!(fit.peak_n.is_none());
+    }
+
+    #[test]
+    fn students_t_is_never_the_normal_value_for_a_small_sample() {
+        assert_eq!(t95(2), 4.303);
+        assert_eq!(t95(11), 2.201); // 12 repeats: not 1.96
+        assert_eq!(t95(30), 2.042);
+        assert!(t95(35) >= 2.03 && t95(1000) > 1.96);
     }
 
     /// Three repeats 9 900, 10 000, 10 100: mean 10 000, half-width t(2) × 100/√3 ≈ 248.

@@ -158,13 +158,14 @@ pub fn markdown(result: &CapacityResult) -> String {
         let _ = writeln!(md, "\n## Sizing\n");
         let _ = writeln!(
             md,
-            "For {} with {:.0} % growth, RF {}, {} consumer group(s), {} retention, on {} broker(s):\n",
+            "For {} with {:.0} % growth, RF {}, {} consumer group(s), {} retention, on {} broker(s), from the measured rates of `{}`:\n",
             s.input.target,
             s.input.growth * 100.0,
             s.input.replication_factor,
             s.input.consumer_groups,
             humantime::format_duration(s.input.retention),
-            s.input.brokers
+            s.input.brokers,
+            result.best().map_or("?", |b| b.label.as_str())
         );
         let _ = writeln!(
             md,
@@ -522,7 +523,7 @@ pub fn render_html(result: &CapacityResult) -> String {
 
     // Best few configurations first: their hockey sticks, timelines and spectra.
     let mut ranked: Vec<&ConfigCapacity> = result.configurations.iter().collect();
-    ranked.sort_by(|a, b| b.sustained_msgs_per_sec.unwrap_or(0.0).total_cmp(&a.sustained_msgs_per_sec.unwrap_or(0.0)));
+    ranked.sort_by(|a, b| result.rank_load(b).total_cmp(&result.rank_load(a)));
     let step_of = |i: usize| result.steps.iter().find(|s| s.index == i);
     h.push_str("<h2>Hockey sticks</h2><p>Each probe's achieved rate and publish latency against its offered rate; the dashed lines mark the knee (the highest passing rate) and the SLO.</p>");
     for (n, c) in ranked.iter().take(4).enumerate() {
@@ -570,7 +571,8 @@ pub fn render_html(result: &CapacityResult) -> String {
     if let Some(s) = &result.sizing {
         let _ = write!(
             h,
-            "<h2>Sizing</h2><p><b>{} partitions</b>, {} consumers per group, <b>{} producer replicas</b>; per broker {:.1} MB/s in, {:.1} MB/s out, {:.1} MB/s disk writes, {:.0} GB storage. Binding limit: {}.</p><pre>{}</pre>",
+            "<h2>Sizing</h2><p>From the measured rates of <code>{}</code>: <b>{} partitions</b>, {} consumers per group, <b>{} producer replicas</b>; per broker {:.1} MB/s in, {:.1} MB/s out, {:.1} MB/s disk writes, {:.0} GB storage. Binding limit: {}.</p><pre>{}</pre>",
+            escape(result.best().map_or("?", |b| b.label.as_str())),
             s.partitions,
             s.consumers,
             s.producer_replicas,

@@ -48,14 +48,19 @@ fn p999(p: &Percentiles) -> u64 {
     if p.count >= 10_000 { p.p999 } else { 0 }
 }
 
-/// Every non-direct ok step with a direct ok step of the same configuration.
+/// Every non-direct ok step with a direct ok step of the same configuration. A failed step
+/// keeps what it measured before it failed (say one of four producers could not start), which
+/// is no price of the path: it is left out on either side.
 pub fn rows(result: &SweepResult) -> Vec<PathRow> {
-    let direct: Vec<&StepResult> =
-        result.steps.iter().filter(|s| s.config.target == TargetKind::Direct && s.measurement.is_some()).collect();
+    let direct: Vec<&StepResult> = result
+        .steps
+        .iter()
+        .filter(|s| s.config.target == TargetKind::Direct && s.ok() && s.measurement.is_some())
+        .collect();
     result
         .steps
         .iter()
-        .filter(|s| s.config.target != TargetKind::Direct)
+        .filter(|s| s.config.target != TargetKind::Direct && s.ok())
         .filter_map(|s| {
             let d = direct.iter().find(|d| configuration(d) == configuration(s))?;
             let (dm, m) = (d.measurement.as_ref()?, s.measurement.as_ref()?);
@@ -97,7 +102,7 @@ fn fmt_sustained(s: Option<bool>) -> &'static str {
 /// The Markdown section, when the sweep ran more than the direct path.
 pub fn markdown(result: &SweepResult) -> Option<String> {
     let rows = rows(result);
-    let costs: Vec<&StepResult> = result.steps.iter().filter(|s| s.process.is_some()).collect();
+    let costs: Vec<&StepResult> = result.steps.iter().filter(|s| s.ok() && s.process.is_some()).collect();
     if rows.is_empty() && costs.is_empty() {
         return None;
     }
@@ -243,4 +248,40 @@ pub fn capacity_markdown(result: &crate::capacity::CapacityResult) -> Option<Str
         );
     }
     (!md.is_empty()).then_some(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A direct step and a component step of the same configuration; `failed` marks which
+    /// fail (keeping what they measured).
+    fn pair(failed: [bool; 2]) -> SweepResult {
+        let mut result = crate::report::tests::sample(false);
+        result.steps.truncate(1);
+        let mut component = result.steps[0].clone();
+        component.index = 2;
+        component.config.target = TargetKind::Component;
+        component.label = format!("{} target=component", result.steps[0].label);
+        if let Some(m) = component.measurement.as_mut() {
+            m.produced.msgs_per_sec *= 0.75;
+        }
+        result.steps.push(component);
+        for (step, failed) in result.steps.iter_mut().zip(failed) {
+            if failed {
+                step.status = "failed".into();
+                step.failure = Some("a producer could not start".into());
+            }
+        }
+        result
+    }
+
+    #[test]
+    fn failed_steps_are_no_price_of_the_path() {
+        let both = rows(&pair([false, false]));
+        assert_eq!(both.len(), 1);
+        assert!((both[0].ratios[0].unwrap() - 0.75).abs() < 1e-9);
+        assert!(rows(&pair([false, true])).is_empty(), "a failed component step");
+        assert!(rows(&pair([true, false])).is_empty(), "a failed direct twin");
+    }
 }
