@@ -127,7 +127,7 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
                 m.produced.msgs_per_sec,
                 m.produced.mb_per_sec,
                 best.label,
-                crate::report::micros(m.publish_latency.p99),
+                crate::report::pct(&m.publish_latency, 0.99),
                 crate::sizing::PLAN_SHARE * 100.0
             ));
         } else {
@@ -137,7 +137,7 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
                  that meets an SLO.",
                 m.produced.msgs_per_sec,
                 m.produced.mb_per_sec,
-                crate::report::micros(m.publish_latency.p99)
+                crate::report::pct(&m.publish_latency, 0.99)
             ));
         }
     }
@@ -171,7 +171,7 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
                      `kafka-loadgen capacity` finds the maximum at an SLO.",
                     m.produced.mb_per_sec,
                     crate::report::count(m.produced.msgs_per_sec),
-                    crate::report::micros(m.publish_latency.p99),
+                    crate::report::pct(&m.publish_latency, 0.99),
                     best.label,
                     best.index
                 )
@@ -181,7 +181,7 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
                      ({} msgs/s) with publish p99 {} at settings `{}`.",
                     m.produced.mb_per_sec,
                     crate::report::count(m.produced.msgs_per_sec),
-                    crate::report::micros(m.publish_latency.p99),
+                    crate::report::pct(&m.publish_latency, 0.99),
                     best.label
                 )
             }

@@ -65,6 +65,16 @@ pub(crate) fn micros(us: u64) -> String {
     }
 }
 
+/// MB/s with three significant figures down to 0.001 (0.03 MB/s is not "0.0 MB/s").
+pub(crate) fn megabytes(mb: f64) -> String {
+    match mb.abs() {
+        m if m >= 100.0 => format!("{mb:.0}"),
+        m if m >= 10.0 => format!("{mb:.1}"),
+        m if m >= 1.0 => format!("{mb:.2}"),
+        _ => format!("{mb:.3}"),
+    }
+}
+
 /// A percentile of `p` (`q` = 0.99 …), or `n/a (n=…)` when its sample count cannot
 /// support it (fewer than ten samples beyond it).
 pub fn pct(p: &crate::histogram::Percentiles, q: f64) -> String {
@@ -330,5 +340,11 @@ pub(crate) mod tests {
         assert_eq!(micros(2_000_000), "2.00 s");
         assert_eq!(count(1234567.4), "1 234 567");
         assert_eq!(count(999.0), "999");
+        // 100 B × 300 msgs/s is not "0.0 MB/s"; an SLO of 2.4 ms is not "2 ms".
+        assert_eq!(megabytes(0.03), "0.030");
+        assert_eq!(megabytes(2.5), "2.50");
+        assert_eq!(megabytes(30.04), "30.0");
+        assert_eq!(micros(2_400), "2.40 ms");
+        assert_eq!(micros(400), "400 µs");
     }
 }

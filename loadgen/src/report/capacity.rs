@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use super::svg::{self, Chart, Mark, Series, escape};
-use super::{count, manifest, micros, pass_rule_text, pct, write};
+use super::{count, manifest, megabytes, micros, pass_rule_text, pct, write};
 use crate::capacity::{CapacityResult, ConfigCapacity};
 use crate::error::{Error, Result};
 use crate::scenario::{Scenario, StepConfig};
@@ -51,13 +51,9 @@ fn partitions(result: &CapacityResult, best: &ConfigCapacity) -> u32 {
 
 /// The one-sentence answer.
 pub fn answer(result: &CapacityResult) -> String {
-    let slo = result.search.slo.publish_p99_us as f64 / 1e3;
-    let e2e = result
-        .search
-        .slo
-        .e2e_p99_us
-        .map(|e| format!(" and end-to-end p99 ≤ {:.0} ms", e as f64 / 1e3))
-        .unwrap_or_default();
+    // The SLO as given (2.4 ms is not 2 ms, 400 µs is not 0 ms).
+    let slo = micros(result.search.slo.publish_p99_us);
+    let e2e = result.search.slo.e2e_p99_us.map(|e| format!(" and end-to-end p99 ≤ {}", micros(e))).unwrap_or_default();
     let where_ = if result.target.in_process { " (in-process mock cluster: client-side costs only)" } else { "" };
     match result.best() {
         Some(best) => {
@@ -74,18 +70,19 @@ pub fn answer(result: &CapacityResult) -> String {
                 ""
             };
             format!(
-                "Sustains {mb:.1} MB/s ({} msgs/s{interval}) at publish p99 ≤ {slo:.0} ms{e2e} with settings `{}`; \
-                 plan at {:.0} % of that: {:.1} MB/s ({} msgs/s); {} partitions{where_}.{unconfirmed}",
+                "Sustains {} MB/s ({} msgs/s{interval}) at publish p99 ≤ {slo}{e2e} with settings `{}`; \
+                 plan at {:.0} % of that: {} MB/s ({} msgs/s); {} partitions{where_}.{unconfirmed}",
+                megabytes(mb),
                 count(msgs),
                 best.label,
                 PLAN_SHARE * 100.0,
-                PLAN_SHARE * mb,
+                megabytes(PLAN_SHARE * mb),
                 count(PLAN_SHARE * msgs),
                 partitions(result, best)
             )
         }
         None => format!(
-            "No configuration sustained even the lowest rate tried at publish p99 ≤ {slo:.0} ms{e2e}{where_}: \
+            "No configuration sustained even the lowest rate tried at publish p99 ≤ {slo}{e2e}{where_}: \
              see the probes below for what failed."
         ),
     }
@@ -98,12 +95,12 @@ fn method(result: &CapacityResult) -> String {
          until a probe fails (halving if the first fails); then bisection on a geometric scale until the lowest \
          failing rate is within {:.0} % of the highest passing one; then {} repeats of the highest passing rate for a \
          95 % confidence interval (Student's t). Every probe has a fresh topic and its own warm-up. A probe passes when \
-         it is sustained and its publish p99 ≤ {:.1} ms{}. Budget {}: {}.",
+         it is sustained and its publish p99 ≤ {}{}. Budget {}: {}.",
         s.start_rate,
         s.precision * 100.0,
         s.repeats,
-        s.slo.publish_p99_us as f64 / 1e3,
-        s.slo.e2e_p99_us.map(|e| format!(" and end-to-end p99 ≤ {:.1} ms", e as f64 / 1e3)).unwrap_or_default(),
+        micros(s.slo.publish_p99_us),
+        s.slo.e2e_p99_us.map(|e| format!(" and end-to-end p99 ≤ {}", micros(e))).unwrap_or_default(),
         humantime::format_duration(s.budget),
         result.plan.describe(s).lines().next().unwrap_or_default()
     )

@@ -110,7 +110,7 @@ pub fn render(result: &SweepResult) -> String {
                 escape(&s.label),
                 count(m.produced.msgs_per_sec),
                 m.produced.mb_per_sec,
-                micros(m.publish_latency.p99)
+                pct(&m.publish_latency, 0.99)
             );
         }
     }

@@ -97,7 +97,7 @@ pub fn render(result: &SweepResult) -> String {
             settings(s),
             count(m.produced.msgs_per_sec),
             m.produced.mb_per_sec,
-            micros(m.publish_latency.p99)
+            pct(&m.publish_latency, 0.99)
         )
     };
     match (analysis.best_throughput, analysis.best_p99) {
@@ -124,7 +124,7 @@ pub fn render(result: &SweepResult) -> String {
                 settings(s),
                 count(m.produced.msgs_per_sec),
                 m.produced.mb_per_sec,
-                micros(m.publish_latency.p99),
+                pct(&m.publish_latency, 0.99),
                 m.end_to_end_latency.map(|e| pct(&e, 0.99)).unwrap_or_else(|| "–".into())
             );
         }
@@ -241,6 +241,19 @@ mod tests {
 
         let real = crate::report::tests::sample(false);
         assert!(!render(&real).contains("client-side costs only"));
+    }
+
+    #[test]
+    fn a_headline_p99_the_samples_cannot_back_is_not_printed() {
+        let mut result = crate::report::tests::sample(false);
+        for s in &mut result.steps {
+            if let Some(m) = s.measurement.as_mut() {
+                m.publish_latency.count = 400; // 4 samples beyond p99
+            }
+        }
+        let md = render(&result);
+        let answer = md.lines().find(|l| l.contains("at saturation (closed loop)")).expect("the answer");
+        assert!(answer.contains("publish p99 n/a (n=400)"), "{answer}");
     }
 
     #[test]
