@@ -122,8 +122,12 @@ pub struct HealthcheckArgs {
     #[arg(long, default_value = "2s", value_parser = values::duration)]
     pub timeout: Duration,
 
-    /// Service to ask about; "" asks about the server as a whole.
-    #[arg(long, default_value = "dapr.proto.components.v1.PubSub")]
+    /// Service to ask about. The default, "", asks about the server as a whole: SERVING while
+    /// it serves, NOT_SERVING once it shuts down; the question for liveness and startup probes.
+    /// `dapr.proto.components.v1.PubSub` asks whether every instance's Kafka answers: for
+    /// monitoring or a readiness check, never for liveness (restarting the bridge does not
+    /// bring Kafka back, and daprd does not Init a restarted bridge again).
+    #[arg(long, default_value = "")]
     pub service: String,
 }
 

@@ -4,9 +4,11 @@
 //! probes and Docker's `HEALTHCHECK` run the bridge's own binary. It dials the Unix socket the
 //! bridge serves (found exactly as the bridge finds it: `--component-name`,
 //! `--sockets-folder`, then `DAPR_COMPONENTS_SOCKETS_FOLDER`, `DAPR_COMPONENT_SOCKETS_FOLDER`,
-//! the default), calls `grpc.health.v1.Health/Check` for the PubSub service and exits 0 only
-//! when the answer is `SERVING`. During shutdown the bridge reports `NOT_SERVING`, so a probe
-//! then fails, which is what a liveness probe should see.
+//! the default), calls `grpc.health.v1.Health/Check` and exits 0 only when the answer is
+//! `SERVING`. By default it asks about the server as a whole (""), which is SERVING until
+//! shutdown starts: what a liveness probe should see. The PubSub service's health also follows
+//! Kafka (NOT_SERVING while an instance's Kafka does not answer); a liveness probe must not
+//! ask that, since daprd does not Init a restarted bridge again (`--service` asks it).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

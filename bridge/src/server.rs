@@ -191,6 +191,8 @@ impl Bridge {
         let sequence = async {
             shutdown.cancelled().await;
             health.set_not_serving::<PubSubServer<PubSubService>>().await;
+            // The server as a whole too: liveness probes ask about it ("").
+            health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
             instances.start_draining();
             if !grace.is_zero() {
                 tracing::info!(?grace, "shutdown signal: still serving Publish and open streams; refusing new streams");

@@ -396,10 +396,51 @@ async fn health_follows_kafka() {
     assert_eq!(status().await, ServingStatus::Serving as i32);
     broker.mock().unwrap().set_brokers_up(false).unwrap();
     assert!(wait_for(ServingStatus::NotServing).await, "NOT_SERVING while the brokers are down");
+    // What the `healthcheck` probe asks by default (the liveness probe of the manifests) is the
+    // server's health, not Kafka's: a bridge restarted for a Kafka outage would never be
+    // Init again by daprd.
+    use clap::Parser;
+    let probe = match dapr_kafka_bridge::cli::Args::try_parse_from(["kafka-pubsub-bridge", "healthcheck"]) {
+        Ok(dapr_kafka_bridge::cli::Args {
+            command: Some(dapr_kafka_bridge::cli::Command::Healthcheck(probe)), ..
+        }) => probe,
+        other => panic!("healthcheck arguments: {other:?}"),
+    };
+    let liveness =
+        dapr_kafka_bridge::healthcheck::serving_status(bridge.socket(), &probe.service, Duration::from_secs(5));
+    assert_eq!(liveness.await, Ok(ServingStatus::Serving), "liveness must not follow Kafka");
     broker.mock().unwrap().set_brokers_up(true).unwrap();
     assert!(wait_for(ServingStatus::Serving).await, "SERVING once they are back");
     drop(health);
     assert!(bridge.stop().await);
+}
+
+/// Once shutdown starts, the server as a whole is NOT_SERVING too: the liveness probe's
+/// question ("", the `healthcheck` default) turns with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_server_is_not_serving_once_shutdown_starts() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let folder = tempfile::tempdir().unwrap();
+    let mut options = dapr_kafka_bridge::server::ServerOptions::new(folder.path().join("s.sock"));
+    options.shutdown_grace = Duration::from_secs(60);
+    let socket = options.socket_path.clone();
+    let bridge = BridgeUnderTest::with_options(folder, options);
+    let ask = || dapr_kafka_bridge::healthcheck::serving_status(&socket, "", Duration::from_secs(5));
+    assert_eq!(ask().await, Ok(ServingStatus::Serving));
+    // The grace period keeps the server up (and its socket open) while we look.
+    let daprd = Daprd::connect(&socket, None).await;
+    let stopping = tokio::spawn(bridge.stop());
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = Some(ask().await);
+        if seen == Some(Ok(ServingStatus::NotServing)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, Some(Ok(ServingStatus::NotServing)), "the server says it is going");
+    drop(daprd);
+    assert!(stopping.await.unwrap());
 }
 
 /// Issue 9.5: after the shutdown signal, Publish is still served for the grace period and new
