@@ -98,21 +98,44 @@ pub async fn run(args: cli::Args) -> anyhow::Result<()> {
     };
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
+    let socket = args.socket_path();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        let mut signals = Signals::listen();
+        signals.next().await;
         on_signal.cancel();
+        // A second signal means "now": an operator (or a supervisor's last warning) will not
+        // wait for the drain. Acked but uncommitted messages are delivered again; publishes
+        // not answered yet fail on daprd's side, which retries them.
+        signals.next().await;
+        tracing::warn!("second signal: exiting now, before the shutdown finished");
+        let _ = std::fs::remove_file(&socket);
+        std::process::exit(1);
     });
     bridge.serve(shutdown).await?;
     drop(embedded);
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT, as one stream of shutdown requests.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            term: signal(SignalKind::terminate()).expect("SIGTERM handler"),
+            int: signal(SignalKind::interrupt()).expect("SIGINT handler"),
+        }
+    }
+
+    /// Waits for the next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
     }
 }

@@ -242,6 +242,33 @@ async fn acks_sent_while_the_bridge_shuts_down_are_committed(broker: Broker) {
     assert_eq!(committed(&broker, &group, &topic, 1), vec![10], "the acks sent during shutdown were committed");
 }
 
+/// A stream paused by daprd (its shutdown drain) and then ended by the bridge's own shutdown
+/// ends at once: it does not hold the server's graceful shutdown until a Resume that never
+/// comes. What it held stays un-acked; what daprd acked is committed.
+async fn a_paused_stream_ends_with_the_bridge(broker: Broker) {
+    let topic = unique("paused-stop");
+    let group = unique("g");
+    broker.create_topic(&topic, 1).await;
+    let folder = tempfile::tempdir().unwrap();
+    let mut options = dapr_kafka_bridge::server::ServerOptions::new(folder.path().join("p.sock"));
+    options.shutdown_timeout = Duration::from_secs(120); // what an old paused stream would hold
+    let bridge = BridgeUnderTest::with_options(folder, options);
+    let mut daprd = Daprd::connect(bridge.socket(), None).await;
+    daprd.init(&init(&broker, &group, &[("revokeAckTimeout", "1s")])).await.unwrap();
+    publish_n(&mut daprd, &topic, "m", 10).await;
+    let mut sub = daprd.subscribe(&topic, &[]).await.unwrap();
+    let got = receive(&mut sub, 10).await;
+    assert_eq!(got.len(), 10);
+    for m in &got[..5] {
+        sub.ack(&m.id).await;
+    }
+    daprd.pause().await;
+    let stopped = tokio::time::timeout(Duration::from_secs(60), bridge.stop()).await;
+    assert_eq!(stopped, Ok(true), "the bridge stops cleanly, not at its 120 s shutdown timeout");
+    assert_eq!(sub.next_result().await.ok(), Some(None), "the stream ended, cleanly");
+    assert_eq!(committed(&broker, &group, &topic, 1), vec![5], "what daprd acked is committed");
+}
+
 async fn two_bridges_split_the_group_and_take_over(broker: Broker) {
     split_and_take_over(broker, "range").await;
 }
@@ -472,6 +499,7 @@ broker_tests!(
     out_of_order_acks_resume_at_the_withheld_message,
     crash_midway_loses_nothing,
     acks_sent_while_the_bridge_shuts_down_are_committed,
+    a_paused_stream_ends_with_the_bridge,
     newest_start_is_kept_for_the_next_owner,
     two_bridges_split_the_group_and_take_over,
     two_bridges_with_cooperative_sticky_assignor,
