@@ -80,9 +80,10 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
     frontier.sort_by(|a, b| throughput(b).total_cmp(&throughput(a)));
 
     let configs: Vec<_> = result.steps.iter().map(|s| s.config).collect();
-    let effects = Scenario::varied_dimensions(&configs)
-        .into_iter()
-        .map(|dim| {
+    let varied = Scenario::varied_dimensions(&configs);
+    let effects = varied
+        .iter()
+        .map(|&dim| {
             let mut values: Vec<String> = Vec::new();
             for s in &result.steps {
                 let v = s.config.value(dim);
@@ -90,10 +91,23 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
                     values.push(v);
                 }
             }
+            // Compare like with like: each value is averaged over the same settings of the
+            // other dimensions, those with which every value that ran at all succeeded. (Over
+            // all its successful steps, a value whose high-rate steps failed would look better
+            // or worse for the rates it kept, not for itself.)
+            let others =
+                |s: &StepResult| varied.iter().filter(|d| **d != dim).map(|d| s.config.value(d)).collect::<Vec<_>>();
+            let measured: Vec<String> =
+                values.iter().filter(|v| ok.iter().any(|s| s.config.value(dim) == **v)).cloned().collect();
+            let comparable = |s: &StepResult| {
+                let key = others(s);
+                measured.iter().all(|v| ok.iter().any(|o| o.config.value(dim) == *v && others(o) == key))
+            };
             let rows = values
                 .into_iter()
                 .map(|v| {
-                    let with: Vec<&&StepResult> = ok.iter().filter(|s| s.config.value(dim) == v).collect();
+                    let with: Vec<&&StepResult> =
+                        ok.iter().filter(|s| s.config.value(dim) == v && comparable(s)).collect();
                     let mean = |f: &dyn Fn(&StepResult) -> f64| {
                         (!with.is_empty()).then(|| with.iter().map(|s| f(s)).sum::<f64>() / with.len() as f64)
                     };

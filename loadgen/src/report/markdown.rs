@@ -114,12 +114,22 @@ pub fn render(result: &SweepResult) -> String {
             md,
             "\n**Trade-off** — steps no other step beats on both throughput and p99 (more throughput costs latency along this list):\n"
         );
-        let _ = writeln!(md, "| step | settings | msgs/s | MB/s | publish p99 | e2e p99 |\n|---|---|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| step | settings | msgs/s | MB/s | publish p99 | e2e p99 | held its rate |\n|---|---|---|---|---|---|---|"
+        );
         for s in &analysis.frontier {
             let m = s.measurement.as_ref().expect("measured");
+            // A fixed-rate step that fell behind is latency at saturation, not an option at
+            // its offered rate: say so beside it.
+            let held = match (s.config.rate, &m.verdict) {
+                (crate::scenario::Rate::Max, _) | (_, None) => "closed loop".to_owned(),
+                (_, Some(v)) if v.sustained => "yes".to_owned(),
+                (_, Some(v)) => format!("**no** ({})", v.reasons.join("; ")),
+            };
             let _ = writeln!(
                 md,
-                "| {} | `{}` | {} | {:.1} | {} | {} |",
+                "| {} | `{}` | {} | {:.1} | {} | {} | {held} |",
                 s.index,
                 settings(s),
                 count(m.produced.msgs_per_sec),
@@ -131,7 +141,11 @@ pub fn render(result: &SweepResult) -> String {
     }
 
     if !analysis.effects.is_empty() {
-        let _ = writeln!(md, "\n## Effect of each dimension\n\nMean over the successful steps with each value:\n");
+        let _ = writeln!(
+            md,
+            "\n## Effect of each dimension\n\nMean over the successful steps with each value, taken over the same \
+             settings of the other dimensions for every value (those with which every value succeeded):\n"
+        );
         for (dim, rows) in &analysis.effects {
             let _ = writeln!(md, "| {dim} | mean msgs/s | mean publish p99 | steps |\n|---|---|---|---|");
             for e in rows {
@@ -254,6 +268,31 @@ mod tests {
         let md = render(&result);
         let answer = md.lines().find(|l| l.contains("at saturation (closed loop)")).expect("the answer");
         assert!(answer.contains("publish p99 n/a (n=400)"), "{answer}");
+    }
+
+    #[test]
+    fn effects_compare_each_value_over_the_same_other_settings() {
+        let mut result = crate::report::tests::sample(false);
+        for s in result.steps.iter_mut() {
+            // Throughput set by linger and batch size alone.
+            let big = s.config.batch_size == 1_000_000;
+            let m = s.measurement.as_mut().unwrap();
+            m.produced.msgs_per_sec = 1000.0 * (1.0 + s.config.linger_ms as f64) + if big { 500_000.0 } else { 0.0 };
+            // linger 0 failed with the big batches: its mean would have only the small ones.
+            if s.config.linger_ms == 0 && big {
+                s.status = "failed".into();
+                s.failure = Some("AllBrokersDown".into());
+            }
+        }
+        let md = render(&result);
+        let row = |value: &str| {
+            let start = md.find("| linger_ms | mean msgs/s").expect("linger table");
+            md[start..].lines().find(|l| l.starts_with(&format!("| {value} | "))).unwrap().to_owned()
+        };
+        // Over the small batches only, for every linger: 1 000, 6 000 and 51 000.
+        assert!(row("0").starts_with("| 0 | 1 000 |"), "{}", row("0"));
+        assert!(row("5").starts_with("| 5 | 6 000 |"), "{}", row("5"));
+        assert!(row("50").starts_with("| 50 | 51 000 |"), "{}", row("50"));
     }
 
     #[test]
