@@ -567,6 +567,7 @@ fn size_best(
         },
         &sizing::MeasuredRates {
             per_partition: rate / f64::from(c.partitions),
+            partitions_tested: c.partitions,
             per_producer: rate / f64::from(c.producers),
             per_consumer,
         },

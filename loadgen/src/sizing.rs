@@ -134,8 +134,12 @@ pub struct SizingInput {
 /// What one configuration sustained at the SLO.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeasuredRates {
-    /// Sustained msgs/s per partition (producer side).
+    /// Sustained msgs/s per partition (producer side): the configuration's sustained rate
+    /// over the partitions it ran with.
     pub per_partition: f64,
+    /// The partitions the configuration ran with (0 when not known: older files).
+    #[serde(default)]
+    pub partitions_tested: u32,
     /// Sustained msgs/s per producer.
     pub per_producer: f64,
     /// What one application consumer processes, msgs/s.
@@ -217,7 +221,17 @@ pub fn size(input: &SizingInput, measured: &MeasuredRates) -> Sizing {
     let disk = d_mb * rf / b;
     let storage_gb = d_mb * input.retention.as_secs_f64() * rf / b / 1e3;
     let binding = if p_prod >= p_cons {
-        format!("producer side: {:.0} msgs/s per partition sustained at the SLO", measured.per_partition)
+        // Measured on one partition count: dividing by it assumes the rate grows with
+        // partitions, which holds only while the partitions, not the producers, limit it.
+        let tested = match measured.partitions_tested {
+            0 => String::new(),
+            n => format!(
+                " ({:.0} msgs/s over the {n} partitions tested; this assumes throughput grows with partitions: \
+                 sweep --partitions to check)",
+                measured.per_partition * f64::from(n)
+            ),
+        };
+        format!("producer side: {:.0} msgs/s per partition sustained at the SLO{tested}", measured.per_partition)
     } else {
         format!("consumer side: {:.0} msgs/s per consumer", measured.per_consumer)
     };
@@ -388,7 +402,12 @@ mod tests {
                 brokers: 3,
                 message_size: 1000.0,
             },
-            MeasuredRates { per_partition: 5_000.0, per_producer: 20_000.0, per_consumer: 4_000.0 },
+            MeasuredRates {
+                per_partition: 5_000.0,
+                partitions_tested: 3,
+                per_producer: 20_000.0,
+                per_consumer: 4_000.0,
+            },
         )
     }
 
@@ -406,6 +425,11 @@ mod tests {
         assert_eq!(s.partitions, 30);
         assert_eq!(s.producer_replicas, 5);
         assert!(s.binding.starts_with("producer side"), "{}", s.binding);
+        assert!(
+            s.binding.contains("15000 msgs/s over the 3 partitions tested") && s.binding.contains("sweep --partitions"),
+            "{}",
+            s.binding
+        );
     }
 
     /// RF 3 on 3 brokers with 2 consumer groups: each broker takes in D × 3 / 3 = 60 MB/s and
