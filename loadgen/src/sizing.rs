@@ -259,6 +259,9 @@ pub fn size(input: &SizingInput, measured: &MeasuredRates) -> Sizing {
             "storage per broker = D × retention × RF / brokers = {d_mb:.1} MB/s × {} s × {rf} / {b} = {storage_gb:.0} GB",
             input.retention.as_secs()
         ),
+        "broker bytes are the messages' own (uncompressed, without Kafka's batch and record overhead): \
+         compression lowers them by its ratio, and small messages add tens of bytes each"
+            .to_owned(),
     ];
     Sizing {
         input: input.clone(),
