@@ -513,55 +513,24 @@ fn lock_state(shared: &Shared) -> std::sync::MutexGuard<'_, StreamState> {
 
 /// The response stream: what the worker queued, except that nothing leaves while daprd has
 /// paused the component, and nothing whose partition was revoked meanwhile. Messages queued
-/// before the Pause are held here (un-acked, so they are delivered again later if the stream
+/// before the Pause stay queued (un-acked, so they are delivered again later if the stream
 /// ends) instead of reaching a draining daprd; messages of a revoked partition are dropped
 /// (their new owner delivers them; this stream's ack for them would be ignored anyway).
-/// While paused it still reads the queue, so a stream the bridge ends (shutdown, a re-Init)
-/// ends at once instead of holding the server's graceful shutdown until Resume.
 fn held_while_paused(
     responses: async_mpsc::Receiver<Result<EncodedPullResponse, Status>>,
     paused: watch::Receiver<bool>,
     live: Arc<state::LiveEpochs>,
 ) -> MessageStream {
-    let held = std::collections::VecDeque::new();
-    Box::pin(futures::stream::unfold(
-        (responses, paused, live, held),
-        |(mut responses, mut paused, live, mut held)| async move {
-            loop {
-                if !*paused.borrow_and_update() {
-                    let item = match held.pop_front() {
-                        Some(item) => item,
-                        None => tokio::select! {
-                            // `None`: the worker ended the stream.
-                            item = responses.recv() => item?,
-                            _ = switched(&mut paused) => continue,
-                        },
-                    };
-                    if *paused.borrow() {
-                        // Paused while it was on its way: it waits with the others.
-                        held.push_front(item);
-                        continue;
-                    }
-                    match &item {
-                        Ok(message) if !live.is_live(message.id()) => continue,
-                        _ => return Some((item, (responses, paused, live, held))),
-                    }
-                }
-                // Paused: hold what arrives; the stream's end ends it now (what is held is
-                // un-acked and delivered again later).
-                tokio::select! {
-                    item = responses.recv() => held.push_back(item?),
-                    _ = switched(&mut paused) => {}
-                }
+    Box::pin(futures::stream::unfold((responses, paused, live), |(mut responses, mut paused, live)| async move {
+        let item = loop {
+            let _ = paused.wait_for(|p| !*p).await;
+            let item = responses.recv().await?;
+            let _ = paused.wait_for(|p| !*p).await;
+            match &item {
+                Ok(message) if !live.is_live(message.id()) => continue,
+                _ => break item,
             }
-        },
-    ))
-}
-
-/// Waits until Pause or Resume switches `paused`; forever once the switch is gone (the
-/// instance closed: the stream ends through its queue then).
-async fn switched(paused: &mut watch::Receiver<bool>) {
-    if paused.changed().await.is_err() {
-        std::future::pending::<()>().await;
-    }
+        };
+        Some((item, (responses, paused, live)))
+    }))
 }
