@@ -107,8 +107,19 @@ async fn three_workers_merge_into_the_percentiles_of_their_union() {
             let m = ws.measurement.as_ref().unwrap();
             assert!(m.produced.messages > 0, "worker {i}: {m:?}");
             // Each worker's consumer reads the shared topic but measures only its own messages.
+            // Its count may pass what was acknowledged by a few: a message reported failed may
+            // still have been written, and with idempotence off a retried request can write a
+            // record twice (seen once in CI: 1 002 read for about 1 000 acknowledged). Another
+            // worker's share would add twice as many again.
             let e2e = m.end_to_end_latency.expect("end-to-end measured");
-            assert!(e2e.count <= m.produced.messages, "worker {i} counted another worker's messages: {e2e:?}");
+            let ceiling = m.produced.messages + m.failed + m.produced.messages / 10;
+            assert!(
+                e2e.count <= ceiling,
+                "worker {i} counted another worker's messages: {} read, {} acknowledged, {} failed: {e2e:?}",
+                e2e.count,
+                m.produced.messages,
+                m.failed
+            );
             let Rate::PerSecond(r) = ws.config.rate else { panic!("open loop") };
             worker_rates.push(r);
         }

@@ -4,6 +4,7 @@
 //!
 //! Topic labels come from requests, so a caller could mint any number of series: past
 //! [`MAX_TOPIC_LABELS`] distinct topics, further ones are counted under `topic="(other)"`.
+//! The same holds for the component names of failed Inits ([`MAX_FAILED_INIT_LABELS`]).
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
@@ -94,19 +95,41 @@ pub fn describe() {
     describe_gauge!(STREAMS, "PullMessages streams open");
 }
 
+/// Label values that come from callers, bounded: each value is its own label until `cap`
+/// distinct ones were seen; later ones share `(other)`.
+struct BoundedLabels {
+    seen: Mutex<HashSet<String>>,
+    cap: usize,
+}
+
+impl BoundedLabels {
+    fn new(cap: usize) -> Self {
+        Self { seen: Mutex::default(), cap }
+    }
+
+    fn label(&self, value: &str) -> String {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(value) {
+            return value.to_owned();
+        }
+        if seen.len() < self.cap {
+            seen.insert(value.to_owned());
+            return value.to_owned();
+        }
+        "(other)".to_owned()
+    }
+}
+
 /// `topic` as a label value: itself while fewer than [`MAX_TOPIC_LABELS`] topics were seen.
 pub(crate) fn topic_label(topic: &str) -> String {
-    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let mut seen = SEEN.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
-    if seen.contains(topic) {
-        return topic.to_owned();
-    }
-    if seen.len() < MAX_TOPIC_LABELS {
-        seen.insert(topic.to_owned());
-        return topic.to_owned();
-    }
-    "(other)".to_owned()
+    static TOPICS: OnceLock<BoundedLabels> = OnceLock::new();
+    TOPICS.get_or_init(|| BoundedLabels::new(MAX_TOPIC_LABELS)).label(topic)
 }
+
+/// Distinct component names a failed Init may add as label values. Instances that exist are
+/// bounded by `--max-instances`; failed Inits are not (any caller on the socket can send any
+/// name), so past this many their failures share `component="(other)"`.
+pub const MAX_FAILED_INIT_LABELS: usize = 256;
 
 /// The publish series of one component instance, with the handles of each topic resolved
 /// on its first publish (a lookup by labels costs allocations and a hash per call).
@@ -163,7 +186,9 @@ pub(crate) fn broker_connected(component: &str, up: bool) {
 
 /// An Init failed.
 pub(crate) fn init_failed(component: &str) {
-    counter!(INIT_FAILURES, "component" => component.to_owned()).increment(1);
+    static NAMES: OnceLock<BoundedLabels> = OnceLock::new();
+    let label = NAMES.get_or_init(|| BoundedLabels::new(MAX_FAILED_INIT_LABELS)).label(component);
+    counter!(INIT_FAILURES, "component" => label).increment(1);
 }
 
 /// What became of an ack from daprd (the `outcome` label of [`ACKS`]).
@@ -287,4 +312,19 @@ impl StreamLabels {
 /// librdkafka reported an error.
 pub(crate) fn kafka_error(client: &'static str) {
     counter!(KAFKA_ERRORS, "client" => client).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_made_labels_are_bounded() {
+        let labels = BoundedLabels::new(3);
+        for name in ["a", "b", "c"] {
+            assert_eq!(labels.label(name), name);
+        }
+        assert_eq!(labels.label("d"), "(other)", "past the cap, new values share one label");
+        assert_eq!(labels.label("b"), "b", "values seen before keep theirs");
+    }
 }
