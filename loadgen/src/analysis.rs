@@ -8,6 +8,8 @@
 //! across configurations: `kafka-loadgen capacity` searches each configuration's maximum
 //! rate at an SLO and sizes from that.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::scenario::{Rate, Scenario};
 use crate::sweep::{StepResult, SweepResult};
 
@@ -15,12 +17,14 @@ use crate::sweep::{StepResult, SweepResult};
 pub struct Effect {
     /// The value.
     pub value: String,
-    /// Mean produced msgs/s; `None` when no step with this value succeeded (nothing measured).
+    /// Mean produced msgs/s over `steps`; `None` when there are none.
     pub msgs_per_sec: Option<f64>,
-    /// Mean publish p99 (µs); `None` when no step with this value succeeded.
+    /// Mean publish p99 (µs) over `steps`; `None` when there are none.
     pub p99_us: Option<f64>,
-    /// Successful steps with this value.
+    /// Successful steps with this value whose other settings every value succeeded with.
     pub steps: usize,
+    /// Successful steps with this value, comparable or not.
+    pub succeeded: usize,
 }
 
 /// A summary of a sweep.
@@ -97,17 +101,21 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
             // or worse for the rates it kept, not for itself.)
             let others =
                 |s: &StepResult| varied.iter().filter(|d| **d != dim).map(|d| s.config.value(d)).collect::<Vec<_>>();
-            let measured: Vec<String> =
-                values.iter().filter(|v| ok.iter().any(|s| s.config.value(dim) == **v)).cloned().collect();
-            let comparable = |s: &StepResult| {
-                let key = others(s);
-                measured.iter().all(|v| ok.iter().any(|o| o.config.value(dim) == *v && others(o) == key))
-            };
+            let mut settings: HashMap<String, HashSet<Vec<String>>> = HashMap::new();
+            for s in &ok {
+                settings.entry(s.config.value(dim)).or_default().insert(others(s));
+            }
+            let shared: HashSet<Vec<String>> = settings
+                .values()
+                .cloned()
+                .reduce(|shared, these| shared.intersection(&these).cloned().collect())
+                .unwrap_or_default();
             let rows = values
                 .into_iter()
                 .map(|v| {
+                    let succeeded = ok.iter().filter(|s| s.config.value(dim) == v).count();
                     let with: Vec<&&StepResult> =
-                        ok.iter().filter(|s| s.config.value(dim) == v && comparable(s)).collect();
+                        ok.iter().filter(|s| s.config.value(dim) == v && shared.contains(&others(s))).collect();
                     let mean = |f: &dyn Fn(&StepResult) -> f64| {
                         (!with.is_empty()).then(|| with.iter().map(|s| f(s)).sum::<f64>() / with.len() as f64)
                     };
@@ -116,6 +124,7 @@ pub fn analyse(result: &SweepResult) -> Analysis<'_> {
                         msgs_per_sec: mean(&throughput),
                         p99_us: mean(&|s| p99(s) as f64),
                         steps: with.len(),
+                        succeeded,
                     }
                 })
                 .collect();

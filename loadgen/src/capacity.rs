@@ -202,8 +202,7 @@ impl CapacityResult {
 
     /// What [`best`](Self::best) ranks configurations by: MB/s, or msgs/s for a message target.
     pub fn rank_load(&self, c: &ConfigCapacity) -> f64 {
-        let by_bytes = ranks_by_bytes(self.sizing.as_ref().map(|s| &s.input.target));
-        if by_bytes { c.sustained_mb_per_sec } else { c.sustained_msgs_per_sec }.unwrap_or(0.0)
+        sustained(c, ranks_by_bytes(self.sizing.as_ref().map(|s| &s.input.target)))
     }
 }
 
@@ -224,9 +223,15 @@ fn headline<'a>(configurations: &'a [ConfigCapacity], target: Option<&sizing::Ra
 /// The configuration that sustained the most: in MB/s with `by_bytes` (configurations whose
 /// messages differ in size carry different loads at the same msgs/s), else in msgs/s.
 fn highest(configurations: &[ConfigCapacity], by_bytes: bool) -> Option<&ConfigCapacity> {
-    let load =
-        |c: &ConfigCapacity| if by_bytes { c.sustained_mb_per_sec } else { c.sustained_msgs_per_sec }.unwrap_or(0.0);
-    configurations.iter().filter(|c| c.sustained_msgs_per_sec.is_some()).max_by(|a, b| load(a).total_cmp(&load(b)))
+    configurations
+        .iter()
+        .filter(|c| c.sustained_msgs_per_sec.is_some())
+        .max_by(|a, b| sustained(a, by_bytes).total_cmp(&sustained(b, by_bytes)))
+}
+
+/// What `c` sustained: MB/s with `by_bytes`, else msgs/s (0 when nothing passed).
+fn sustained(c: &ConfigCapacity, by_bytes: bool) -> f64 {
+    if by_bytes { c.sustained_mb_per_sec } else { c.sustained_msgs_per_sec }.unwrap_or(0.0)
 }
 
 /// Sizing inputs apart from what the search measures.

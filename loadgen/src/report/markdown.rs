@@ -149,10 +149,11 @@ pub fn render(result: &SweepResult) -> String {
         for (dim, rows) in &analysis.effects {
             let _ = writeln!(md, "| {dim} | mean msgs/s | mean publish p99 | steps |\n|---|---|---|---|");
             for e in rows {
-                // A value whose every step failed measured nothing: no mean to print.
+                // Nothing comparable measured: no mean to print, and say why.
                 let (tput, p99) = match (e.msgs_per_sec, e.p99_us) {
                     (Some(t), Some(p)) => (count(t), micros(p as u64)),
-                    _ => ("– (no successful step)".to_owned(), "–".to_owned()),
+                    _ if e.succeeded == 0 => ("– (no successful step)".to_owned(), "–".to_owned()),
+                    _ => ("– (no other settings every value succeeded with)".to_owned(), "–".to_owned()),
                 };
                 let _ = writeln!(md, "| {} | {tput} | {p99} | {} |", e.value, e.steps);
             }
